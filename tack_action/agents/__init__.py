@@ -1,0 +1,1 @@
+"""Agent runtimes and the loop that runs an agent inside a sandbox."""
