@@ -164,10 +164,11 @@ def extract_paths(output: str, known_files: set[str], workdir: str) -> list[str]
 
     Tokens lose line and column suffixes (``x.py:12:3``), pytest node ids
     (``x.py::test_a``), the workdir prefix and a leading ``./``. Only files in
-    ``known_files`` are kept, so version numbers and URLs never count. A bare
-    name that is not a known path (Go test output prints ``x_test.go:12``)
-    matches every known file with that trailing path, because a wrong guess
-    should blame the stream rather than let an error slip through.
+    ``known_files`` are kept, so a version number counts only when a file has
+    that name, and URLs never count. A relative name that is not a known path
+    (Go test output prints ``x_test.go:12``) matches every known file ending in
+    ``/<name>``. When the name is ambiguous, one candidate inside the scope is
+    enough to fail the stream, so a guess never lets an error through.
     """
     prefix = workdir.rstrip("/") + "/"
     found: list[str] = []
