@@ -74,7 +74,7 @@ class DaytonaSettings(_Strict):
 
 
 class SandboxSettings(_Strict):
-    """Where agents run and how their sandboxes are sized and cleaned up."""
+    """Sandbox provider, worktree root, sizing and cleanup intervals."""
 
     provider: Literal["local", "daytona"] = "local"
     worktree_dir: str = ""  # empty means $TMPDIR/tack-worktrees
@@ -139,7 +139,7 @@ class PlanningSettings(_Strict):
 
 
 class MergeSettings(_Strict):
-    """How the merge queue handles conflicts."""
+    """Conflict handling of the merge queue."""
 
     # Tier 2 retries a conflicting merge with -X theirs. Off, a conflict is
     # recorded for a human at once.
@@ -276,7 +276,7 @@ def read_yaml_mapping(path: Path) -> dict[str, Any] | None:
         return None
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise ConfigError(path, "", f"cannot read the file: {reason}.") from exc
+        raise ConfigError(path, "", f"failed to read the file: {reason}.") from exc
 
     try:
         text = raw.decode("utf-8")
@@ -368,8 +368,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
-    # PyYAML keeps the last of two equal keys without a word. A repeated key is
-    # almost always a merge mistake, so report where the second one is.
+    # PyYAML silently keeps the last of two equal keys. A repeated key is
+    # almost always an editing mistake, so report where the second one is.
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
@@ -599,8 +599,8 @@ def _describe_value(value: Any) -> str:
         return "true" if value else "false"
 
     if isinstance(value, (str, int, float)):
-        shown = repr(value)
-        return shown if len(shown) <= 60 else shown[:57] + "..."
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
 
     return _describe_type(value)
 

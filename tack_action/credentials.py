@@ -167,7 +167,7 @@ def load_credentials(path: str | Path | None = None) -> Credentials:
     """Load and validate a credentials file; a missing file means no credentials.
 
     Logs a warning when group or other users may read the file. Values are
-    resolved only when an accessor asks for them, so a broken ``!command``
+    resolved only when an accessor requests them, so a broken ``!command``
     fails only the lookup that needs it.
     """
     path = Path(path) if path is not None else credentials_path()
@@ -281,7 +281,8 @@ def _run_value_command(
         raise ConfigError(
             source,
             key,
-            f"the command for {name} timed out after {timeout:g} seconds.",
+            f"the command for {name} timed out after {timeout:g} seconds. "
+            "It runs with stdin closed, so it must not wait for input.",
         ) from None
 
     # Neither stdout nor stderr goes into the message: either may hold the
@@ -296,7 +297,11 @@ def _run_value_command(
 
     value = stdout.removesuffix("\n").removesuffix("\r")
     if not value:
-        raise ConfigError(source, key, f"the command for {name} printed nothing.")
+        raise ConfigError(
+            source,
+            key,
+            f"the command for {name} printed nothing. Make it print the secret.",
+        )
     return value
 
 
@@ -308,8 +313,8 @@ def _warn_if_readable_by_others(path: Path) -> None:
 
     if mode & 0o077:
         logger.warning(
-            "Credentials file %s has mode %04o, so other users may read it; "
-            "run `chmod 600 %s`.",
+            "Credentials file %s has mode %04o, so other users may read it. "
+            "Run `chmod 600 %s`.",
             path,
             mode,
             path,

@@ -280,7 +280,7 @@ def test_config_error_unreadable_path(tmp_path: Path) -> None:
         load_config(tmp_path)
 
     assert caught.value.path == str(project_config_path(tmp_path))
-    assert "cannot read the file" in caught.value.problem
+    assert "failed to read the file" in caught.value.problem
 
 
 def test_config_error_not_utf8(tmp_path: Path) -> None:
