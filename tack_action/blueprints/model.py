@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from ..recovery import EXHAUSTED_ACTIONS, RETRY_PROFILES
 
@@ -82,10 +89,7 @@ class StepRetry(_Strict):
     on_exhausted: str | None = None
     human_guidance_mode: str | None = None
 
-    @model_validator(mode="after")
-    def _check_on_exhausted(self) -> StepRetry:
-        check_on_exhausted(self.on_exhausted)
-        return self
+    _check_on_exhausted = field_validator("on_exhausted")(check_on_exhausted)
 
 
 class Escalation(_Strict):
@@ -181,15 +185,17 @@ class BlueprintRetry(_Strict):
     default_max_attempts: int | None = Field(default=None, ge=1)
     default_on_exhausted: str | None = None
 
-    @model_validator(mode="after")
-    def _check_values(self) -> BlueprintRetry:
-        if self.profile not in RETRY_PROFILES:
+    _check_on_exhausted = field_validator("default_on_exhausted")(check_on_exhausted)
+
+    @field_validator("profile")
+    @classmethod
+    def _check_profile(cls, value: str) -> str:
+        if value not in RETRY_PROFILES:
             allowed = ", ".join(repr(name) for name in RETRY_PROFILES)
             raise ValueError(
-                f"invalid retry profile {self.profile!r}; expected one of {allowed}"
+                f"invalid retry profile {value!r}; expected one of {allowed}"
             )
-        check_on_exhausted(self.default_on_exhausted)
-        return self
+        return value
 
 
 class Blueprint(_Strict):
