@@ -1042,3 +1042,12 @@ def test_docs_show_builtin_files(name: str) -> None:
     docs = DOCS.read_text(encoding="utf-8")
 
     assert f"```yaml\n{text}```" in docs
+
+
+def test_reject_missing_id_and_steps(repo: Path, user_dir: Path) -> None:
+    path = write_project(repo, "bad.yaml", "name: Nameless\nsteps: []\n")
+
+    message = load_error(repo, user_dir)
+
+    assert f"{path}:1: blueprint without an id: missing required key 'id'" in message
+    assert "'steps' is empty" in message

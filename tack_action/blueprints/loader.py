@@ -141,9 +141,9 @@ def parse_blueprint(text: str, source: str) -> Blueprint:
 
     if "source" in data:
         raise BlueprintError(
-            f"{_where(source, root, ('source',))}: blueprint "
-            f"{data.get('id')!r}: unknown key 'source'; remove it, because the "
-            f"loader records the file a blueprint came from by itself"
+            f"{_where(source, root, ('source',))}: {_blueprint_label(data)}: "
+            f"unknown key 'source'; remove it, because the loader records the "
+            f"file a blueprint came from by itself"
         )
 
     try:
@@ -206,8 +206,7 @@ def _reject_duplicate_keys(node: Node, source: str) -> None:
 
 def _describe_error(error: Any, data: dict[str, Any], root: Node, source: str) -> str:
     loc = tuple(error["loc"])
-    blueprint_id = data.get("id")
-    subject = f"blueprint {blueprint_id!r}"
+    subject = _blueprint_label(data)
 
     key_path = loc
     if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
@@ -216,10 +215,18 @@ def _describe_error(error: Any, data: dict[str, Any], root: Node, source: str) -
 
     parts = [_where(source, root, loc), subject]
 
-    if key_path and error["type"] not in ("missing", "extra_forbidden"):
+    if key_path and error["type"] not in ("missing", "extra_forbidden", "too_short"):
         parts.append("key " + repr(".".join(str(p) for p in key_path)))
 
     return ": ".join(parts) + ": " + _problem_text(error)
+
+
+def _blueprint_label(data: dict[str, Any]) -> str:
+    blueprint_id = data.get("id")
+    if isinstance(blueprint_id, str) and blueprint_id:
+        return f"blueprint {blueprint_id!r}"
+
+    return "blueprint without an id"
 
 
 def _step_label(data: dict[str, Any], index: int) -> str:
@@ -242,6 +249,8 @@ def _problem_text(error: Any) -> str:
         return f"unknown key {last!r}; check its spelling or remove it"
     if kind == "value_error":
         return message.removeprefix("Value error, ")
+    if kind == "too_short":
+        return f"{last!r} is empty; add at least one entry"
     if kind == "literal_error":
         return f"invalid value {error['input']!r}: {message}"
 

@@ -100,7 +100,7 @@ class Escalation(_Strict):
 
 
 class Step(_Strict):
-    """One step of a blueprint; which keys apply depends on ``type``."""
+    """One step of a blueprint, whose ``type`` decides which keys apply."""
 
     id: str = Field(min_length=1)
     type: StepType
@@ -208,8 +208,8 @@ class Blueprint(_Strict):
     retry: BlueprintRetry = Field(default_factory=BlueprintRetry)
     steps: list[Step] = Field(min_length=1)
 
-    # Where the blueprint came from: a file path or "builtin:<file>". The
-    # loader sets it; blueprint files may not.
+    # The file the blueprint came from, a path or "builtin:<file>". Only the
+    # loader sets it, and the loader rejects a file that contains the key.
     source: str = Field(default="", exclude=True)
 
     def entry(self) -> Step:
