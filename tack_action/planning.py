@@ -168,6 +168,8 @@ def _check_size(size: int, source: str) -> None:
 
 def _find_plan_document(text: str) -> dict[str, Any]:
     """Return the last fenced YAML mapping that has a ``streams`` key."""
+    # Fences are matched per line, so Windows line endings are normalised first.
+    text = text.replace("\r\n", "\n")
     blocks = list(_FENCE_RE.finditer(text))
     for block in reversed(blocks):
         language = block.group("info").strip().split(" ")[0].lower()

@@ -111,6 +111,14 @@ def test_parse_plan_output_accepts_unclosed_final_fence() -> None:
     assert len(plan.streams) == 2
 
 
+def test_parse_plan_output_accepts_windows_line_endings() -> None:
+    text = ("Plan:\n" + fenced(PLAN_YAML) + "Done.\n").replace("\n", "\r\n")
+
+    plan = parse_plan_output(text)
+
+    assert plan.quality_gates == ["pytest -q", "ruff check ."]
+
+
 def test_parse_plan_output_without_block_fails() -> None:
     with pytest.raises(PlanError, match="no fenced YAML block"):
         parse_plan_output("streams:\n  - title: A\n    file_scope: [a]\n")
