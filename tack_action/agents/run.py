@@ -1,0 +1,177 @@
+"""Run one agent session in a sandbox, with an idle limit and a wall clock.
+
+The loop is the same for every runtime: upload the prompt, start the runtime's
+command in the background, stream new output lines through the runtime's
+parser to report activity, and stop the command when it goes silent for too
+long or runs past its maximum duration.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+
+from ..errors import AgentError, SandboxError
+from ..recovery import FailureKind
+from ..sandbox.base import CommandHandle, Sandbox
+from .base import AgentRequest, AgentResult, AgentRuntime
+
+logger = logging.getLogger(__name__)
+
+# Characters of output quoted in the error of a failed session.
+OUTPUT_TAIL_CHARS = 2000
+
+_AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def run_agent(
+    sandbox: Sandbox,
+    runtime: AgentRuntime,
+    request: AgentRequest,
+    *,
+    on_activity: Callable[[str], None] | None = None,
+    on_started: Callable[[str], None] | None = None,
+    poll_interval: float = 0.2,
+) -> AgentResult:
+    """Run one agent session to its end and return its result.
+
+    A timeout or a non-zero exit is returned as a failure of kind
+    ``agent_runtime_transient``, not raised. ``on_started`` receives the
+    command id, so a restarted orchestrator can kill a session left running.
+    """
+    handle = _start(sandbox, runtime, request)
+    if on_started is not None:
+        on_started(handle.id)
+
+    try:
+        exit_code, error = _watch(handle, runtime, request, on_activity, poll_interval)
+    except BaseException:
+        handle.kill()
+        raise
+
+    output = handle.logs()
+    parsed = runtime.parse(output)
+    if error:
+        logger.warning("agent %s stopped: %s", request.name, error)
+        return AgentResult(
+            None, output, parsed, FailureKind.AGENT_RUNTIME_TRANSIENT.value, error
+        )
+    if exit_code != 0:
+        error = (
+            f"{request.role} exited with code {exit_code}; the output ended with:\n"
+            f"{output.strip()[-OUTPUT_TAIL_CHARS:]}"
+        )
+        logger.warning("agent %s exited with code %s", request.name, exit_code)
+        return AgentResult(
+            exit_code, output, parsed, FailureKind.AGENT_RUNTIME_TRANSIENT.value, error
+        )
+
+    logger.info("agent %s finished", request.name)
+    return AgentResult(exit_code, output, parsed)
+
+
+def kill_command(sandbox: Sandbox, command_id: str) -> None:
+    """Kill a command left running by an orchestrator that stopped early.
+
+    A command that already ended, or that the sandbox does not know, is fine.
+    """
+    try:
+        handle = sandbox.get_command(command_id)
+    except SandboxError as exc:
+        logger.info(
+            "command %s in sandbox %s not found: %s", command_id, sandbox.id, exc
+        )
+        return
+    handle.kill()
+    logger.info("killed command %s in sandbox %s", command_id, sandbox.id)
+
+
+def _start(
+    sandbox: Sandbox, runtime: AgentRuntime, request: AgentRequest
+) -> CommandHandle:
+    if not _AGENT_NAME.fullmatch(request.name):
+        raise AgentError(
+            f"Invalid agent name {request.name!r}: use letters, digits, '.', '_' "
+            "and '-', starting with a letter or digit."
+        )
+    prompt_path = f"{sandbox.tmpdir}/prompts/{request.name}.md"
+    sandbox.upload(request.prompt.encode("utf-8"), prompt_path)
+
+    command, runtime_env = runtime.command(request, prompt_path)
+    env = {**request.env, **runtime_env}
+    handle = sandbox.start_command(command, env=env)
+    logger.info(
+        "started agent %s (%s, runtime %s) as command %s in sandbox %s",
+        request.name,
+        request.role,
+        runtime.name,
+        handle.id,
+        sandbox.id,
+    )
+    return handle
+
+
+def _watch(
+    handle: CommandHandle,
+    runtime: AgentRuntime,
+    request: AgentRequest,
+    on_activity: Callable[[str], None] | None,
+    poll_interval: float,
+) -> tuple[int | None, str]:
+    """Poll until the command exits or a limit passes; return (exit code, error)."""
+    started = time.monotonic()
+    last_output = started
+    seen_chars = 0
+    consumed = 0
+
+    while True:
+        exit_code = handle.poll()
+        output = handle.logs()
+        now = time.monotonic()
+        if len(output) != seen_chars:
+            seen_chars = len(output)
+            last_output = now
+
+        # Only complete lines are parsed while the command runs; the rest is
+        # parsed once it has exited and can write no more.
+        end = len(output) if exit_code is not None else output.rfind("\n") + 1
+        if end > consumed:
+            _report(runtime, output[consumed:end], on_activity)
+            consumed = end
+
+        if exit_code is not None:
+            return exit_code, ""
+        if now - started >= request.max_duration_s:
+            handle.kill()
+            limit = _describe_duration(request.max_duration_s)
+            return None, (
+                f"{request.role} timed out after {limit}; raise "
+                f"agents.timeouts.{request.role}.max_duration_minutes or split the "
+                "objective into smaller streams."
+            )
+        if now - last_output >= request.idle_s:
+            handle.kill()
+            limit = _describe_duration(request.idle_s)
+            return None, (
+                f"{request.role} was idle for {limit} with no output and was "
+                f"stopped; raise agents.timeouts.{request.role}.idle_minutes if "
+                "the agent needs longer silent stretches."
+            )
+        time.sleep(poll_interval)
+
+
+def _report(
+    runtime: AgentRuntime, text: str, on_activity: Callable[[str], None] | None
+) -> None:
+    if on_activity is None:
+        return
+    for line in runtime.parse(text).activity:
+        on_activity(line)
+
+
+def _describe_duration(seconds: float) -> str:
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} minutes"
+    return f"{seconds:.1f} seconds"
