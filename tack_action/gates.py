@@ -171,14 +171,18 @@ def extract_paths(output: str, known_files: set[str], workdir: str) -> list[str]
     enough to fail the stream, so a guess never lets an error through.
     """
     prefix = workdir.rstrip("/") + "/"
+    by_basename: dict[str, list[str]] = {}
+    for known in sorted(known_files):
+        by_basename.setdefault(posixpath.basename(known), []).append(known)
     found: list[str] = []
     seen: set[str] = set()
 
-    for token in _TOKEN_RE.findall(output):
+    # Tool output repeats the same tokens often, so each is cleaned only once.
+    for token in dict.fromkeys(_TOKEN_RE.findall(output)):
         candidate = _clean_token(token, prefix)
         if not candidate:
             continue
-        for path in _match_known(candidate, known_files):
+        for path in _match_known(candidate, known_files, by_basename):
             if path not in seen:
                 seen.add(path)
                 found.append(path)
@@ -238,15 +242,18 @@ def _clean_token(token: str, workdir_prefix: str) -> str:
     return normal
 
 
-def _match_known(candidate: str, known_files: set[str]) -> list[str]:
+def _match_known(
+    candidate: str, known_files: set[str], by_basename: dict[str, list[str]]
+) -> list[str]:
     if candidate in known_files:
         return [candidate]
     # Only a name with an extension is matched by its trailing path, so words
     # such as "error" or "main" never match a file.
-    if "." not in posixpath.basename(candidate):
+    basename = posixpath.basename(candidate)
+    if "." not in basename:
         return []
     suffix = "/" + candidate
-    return sorted(f for f in known_files if f.endswith(suffix))
+    return [f for f in by_basename.get(basename, []) if f.endswith(suffix)]
 
 
 def _strip_dot_slash(text: str) -> str:
