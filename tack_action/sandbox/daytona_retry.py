@@ -3,9 +3,9 @@
 SDK 0.226.1 retries neither HTTP 429 nor 5xx, and it reports a refused
 connection as a plain ``DaytonaError`` whose ``__cause__`` is the urllib3
 error. This module classifies failures by exception type, status code and
-cause chain, retries the transient ones with jittered exponential backoff
-inside a bounded total time, and turns every SDK exception into a
-``SandboxError`` so that nothing above this layer imports ``daytona``.
+cause chain, and retries the transient ones with jittered exponential
+backoff inside a bounded total time. It turns every SDK exception into a
+``SandboxError``, so nothing above this layer imports ``daytona``.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def translate(
         )
     if _is_quota(exc) and status != 429:
         return SandboxError(
-            f"Daytona refused {action} because an organization quota is reached: "
+            f"Daytona rejected {action} because an organization quota is reached: "
             f"{message}. Stop or delete idle sandboxes with `tack-action cleanup`, "
             "or raise the organization's limits in the Daytona dashboard."
         )
