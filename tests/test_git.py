@@ -372,7 +372,7 @@ def test_auth_env_leaves_no_token_on_disk(tmp_path: Path, origin: Path) -> None:
 
 
 class HeaderRecorder(BaseHTTPRequestHandler):
-    """Record each request's Authorization header and answer 404."""
+    """Record each request's Authorization header and respond with 404."""
 
     seen: list[str | None] = []
 
@@ -389,7 +389,9 @@ class HeaderRecorder(BaseHTTPRequestHandler):
 def http_remote() -> Iterator[str]:
     HeaderRecorder.seen = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), HeaderRecorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/owner/repo.git"
     server.shutdown()

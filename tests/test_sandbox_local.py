@@ -148,14 +148,14 @@ def test_exec_env_excludes_orchestrator_secrets(
 
 def test_exec_timeout_kills_process_group(sandbox: LocalSandbox) -> None:
     marker = Path(sandbox.tmpdir) / "survived"
-    command = f"(sleep 1; touch {marker}) & sleep 5"
+    command = f"(sleep 0.5; touch {marker}) & sleep 5"
     started = time.monotonic()
 
     with pytest.raises(SandboxError, match="timed out after 0.3 seconds"):
         sandbox.exec(command, timeout=0.3)
 
     assert time.monotonic() - started < 3
-    time.sleep(1.2)
+    time.sleep(0.7)
     assert not marker.exists()
 
 
@@ -228,11 +228,11 @@ def test_get_command_unknown_id_raises(sandbox: LocalSandbox) -> None:
 def test_kill_stops_whole_process_tree(sandbox: LocalSandbox) -> None:
     marker = Path(sandbox.tmpdir) / "survived"
     handle = sandbox.start_command(
-        f"bash -c 'sleep 0.6; touch {marker}' & (sleep 0.6; touch {marker}) & sleep 5"
+        f"bash -c 'sleep 0.3; touch {marker}' & (sleep 0.3; touch {marker}) & sleep 5"
     )
 
     handle.kill()
-    time.sleep(0.9)
+    time.sleep(0.5)
 
     assert handle.poll() == -1
     assert not marker.exists()

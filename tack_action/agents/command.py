@@ -37,7 +37,7 @@ _MARKERS = (MESSAGES_MARKER, DONE_MARKER, COST_MARKER)
 
 
 class CommandRuntime:
-    """Runs the shell command configured in ``agents.command`` for each role."""
+    """Runtime that runs the shell command ``agents.command`` sets for a role."""
 
     name = "command"
 

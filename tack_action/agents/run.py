@@ -1,9 +1,9 @@
 """Run one agent session in a sandbox, with an idle limit and a wall clock.
 
-The loop is the same for every runtime: upload the prompt, start the runtime's
-command in the background, stream new output lines through the runtime's
-parser to report activity, and stop the command when it goes silent for too
-long or runs past its maximum duration.
+The loop is the same for every runtime. It uploads the prompt and starts the
+runtime's command in the background. It then passes new output lines through
+the runtime's parser to report activity, and stops the command when it goes
+silent for too long or runs past its maximum duration.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def run_agent(
 def kill_command(sandbox: Sandbox, command_id: str) -> None:
     """Kill a command left running by an orchestrator that stopped early.
 
-    A command that already ended, or that the sandbox does not know, is fine.
+    A command that already ended, or that the sandbox does not know, is skipped.
     """
     try:
         handle = sandbox.get_command(command_id)
@@ -120,7 +120,7 @@ def _watch(
     on_activity: Callable[[str], None] | None,
     poll_interval: float,
 ) -> tuple[int | None, str]:
-    """Poll until the command exits or a limit passes; return (exit code, error)."""
+    """Poll until the command exits or a limit passes. Return (exit code, error)."""
     started = time.monotonic()
     last_output = started
     seen_chars = 0

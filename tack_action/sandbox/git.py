@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 # Seconds any one git command may take before the sandbox kills it.
 GIT_TIMEOUT_S = 600.0
 
-# Characters of diff text handed to an agent; Tack's PR writer gets 16k.
+# Characters of diff text handed to an agent, the size Tack gives its PR writer.
 DIFF_MAX_CHARS = 16000
 
 _HARDENING = (
@@ -98,7 +98,7 @@ def has_uncommitted_changes(sandbox: Sandbox) -> bool:
 def commit_all(
     sandbox: Sandbox, message: str, *, author_name: str, author_email: str
 ) -> str | None:
-    """Stage every change and commit it; return the new sha, or None if clean."""
+    """Stage and commit every change. Return the new sha, or None if clean."""
     _git(sandbox, ["add", "--all"])
     staged = _git(sandbox, ["diff", "--cached", "--quiet"], check=False)
     if staged.exit_code == 0:
@@ -149,7 +149,7 @@ def delete_remote_branch(
     env: dict[str, str] | None = None,
     remote: str = "origin",
 ) -> None:
-    """Delete ``branch`` on ``remote``; a branch that is already gone is fine."""
+    """Delete ``branch`` on ``remote``, unless it is already gone."""
     if remote_branch_sha(sandbox, branch, env=env, remote=remote) is None:
         return
     _git(

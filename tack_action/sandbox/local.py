@@ -8,7 +8,7 @@ Layout of a sandbox named ``<name>`` under the provider's root::
 
 Isolation is by process only: commands run as the same user as the
 orchestrator. What the provider does guarantee is that no command inherits the
-orchestrator's environment, which holds the GitHub and Daytona tokens.
+orchestrator's environment, which contains the GitHub and Daytona tokens.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ _LAUNCHER = 'bash -c "$1" tack-wrapper "$2" "$3" &'
 
 
 class LocalProvider:
-    """Creates sandboxes as directories under ``root`` and finds them again."""
+    """Provider that creates sandboxes as directories under ``root``."""
 
     name = "local"
 
@@ -276,7 +276,8 @@ class LocalSandbox:
             LocalCommand(pid_path.stem, pid_path.parent).kill()
 
     def _build_env(self, extra: dict[str, str] | None) -> dict[str, str]:
-        # Start from an empty environment: the orchestrator's own holds tokens.
+        # Start from an empty environment because the orchestrator's own contains
+        # tokens.
         env = {
             "PATH": os.environ.get("PATH") or _DEFAULT_PATH,
             "HOME": str(Path(self.tmpdir) / "home"),
@@ -342,7 +343,7 @@ class LocalCommand:
             return ""
 
     def kill(self) -> None:
-        """Stop the command and every process it started; a no-op once it ended."""
+        """Stop the command and every process it started, if any still run."""
         pgid = self._pgid()
         if pgid is not None:
             _kill_group(pgid, grace_s=KILL_GRACE_S)
@@ -402,8 +403,8 @@ def _group_alive(pgid: int | None) -> bool:
         return True
 
     # An exited process stays a zombie until its parent reaps it, and some
-    # container init processes never reap orphans. A zombie still answers
-    # signal 0, so on Linux look at each member's state in /proc. Requiring
+    # container init processes never reap orphans. A zombie still passes
+    # the signal 0 check, so on Linux look at each member's state in /proc. Requiring
     # the session id to match too keeps a recycled pid from passing as ours,
     # because every group this module starts leads its own session.
     proc = Path("/proc")
