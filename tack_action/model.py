@@ -157,6 +157,7 @@ class Stream(BaseModel):
     status: StreamStatus = StreamStatus.PENDING
     step_id: str | None = None  # the blueprint step to run next
     fix_iterations: dict[str, int] = Field(default_factory=dict)
+    step_retries: dict[str, int] = Field(default_factory=dict)
     attempts: int = 0  # recovery attempts counted against the profile budget
     fix_context: str | None = None
     guidance: str | None = None
@@ -166,6 +167,7 @@ class Stream(BaseModel):
     base_sha: str | None = None
     head_sha: str | None = None
     sandbox_id: str | None = None
+    agent_command_id: str | None = None  # the agent session left to clean up
     messages: dict[str, str] = Field(default_factory=dict)
     cost_usd: float | None = None
 

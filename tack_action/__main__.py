@@ -1,0 +1,5 @@
+"""Allow ``python -m tack_action``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,418 @@
+"""Running an objective through its top-level blueprint.
+
+The objective's position is saved as ``Objective.step_id``; ``run`` continues
+from there, so the same call starts a new objective, continues after approval
+and resumes after a crash. ``run`` returns when the objective finishes or
+waits for a person (plan approval, or guidance for a blocked stream).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from . import prompts, scheduler
+from .agents.command import CommandRuntime
+from .blueprints import Step, load_blueprints, resolve_blueprint
+from .config import TackConfig, agent_command, load_config, worktree_root
+from .context import RunContext
+from .errors import AgentError, PlanError, SandboxError, TackError
+from .forge import Forge
+from .model import (
+    AttemptStatus,
+    MergeStatus,
+    Objective,
+    ObjectiveStatus,
+    Plan,
+    PlanStatus,
+    StreamStatus,
+)
+from .planning import dependants, parse_plan_output, validate_plan
+from .sandbox.local import LocalProvider
+from .state import FileStateStore, StateStore
+from .streams import run_role_agent, stream_blueprint
+from .workspace import delete_sandbox, planner_sandbox
+
+log = logging.getLogger(__name__)
+
+PLANNER_ATTEMPTS = 2
+
+
+def build_context(
+    objective: Objective,
+    store: StateStore,
+    *,
+    config: TackConfig | None = None,
+    forge: Forge | None = None,
+) -> RunContext:
+    """Load config and blueprints for the objective's repository and wire services.
+
+    Everything that can be wrong in a config or blueprint raises here, before
+    any sandbox exists.
+    """
+    repo = Path(objective.repo)
+    config = config or load_config(repo)
+    blueprints = load_blueprints(repo)
+    resolve_blueprint(blueprints, objective.blueprint)
+    return RunContext(
+        objective=objective,
+        store=store,
+        config=config,
+        blueprints=blueprints,
+        provider=make_provider(config),
+        runtime=make_runtime(config),
+        forge=forge,
+    )
+
+
+def make_provider(config: TackConfig) -> LocalProvider:
+    if config.sandbox.provider != "local":
+        raise SandboxError(
+            f"sandbox.provider {config.sandbox.provider!r} is not available in "
+            "this command yet; set sandbox.provider: local"
+        )
+    return LocalProvider(worktree_root(config))
+
+
+def make_runtime(config: TackConfig) -> CommandRuntime:
+    if config.agents.runtime != "command":
+        raise AgentError(
+            f"agents.runtime {config.agents.runtime!r} is not available yet; "
+            "set agents.runtime: command and agents.command"
+        )
+    return CommandRuntime(lambda role: agent_command(config, role))
+
+
+def create_objective(
+    description: str,
+    repo: Path,
+    store: FileStateStore,
+    *,
+    blueprint: str | None = None,
+    plan: Plan | None = None,
+) -> Objective:
+    """Validate the repository's config and blueprints, then save a new objective."""
+    description = description.strip()
+    if not description:
+        raise PlanError("the objective is empty; describe the change you want")
+    repo = repo.resolve()
+    if not (repo / ".git").exists():
+        raise TackError(f"{str(repo)!r} is not a git repository; pass --repo PATH")
+    config = load_config(repo)
+    blueprints = load_blueprints(repo)
+    chosen = resolve_blueprint(blueprints, blueprint or config.blueprint or None)
+    if plan is not None:
+        validate_plan(plan, max_streams=config.planning.max_streams)
+        plan.transition(PlanStatus.PENDING_APPROVAL)
+    objective = Objective(
+        description=description,
+        repo=str(repo),
+        base_branch=config.daemon.base_branch,
+        blueprint=chosen.id,
+        plan=plan,
+    )
+    store.save(objective, 0)
+    return objective
+
+
+class Orchestrator:
+    """Runs one objective's top-level blueprint."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.objective = ctx.objective
+        self.top = ctx.blueprints[self.objective.blueprint]
+
+    def run(self) -> Objective:
+        """Run from the saved step until the objective finishes or waits."""
+        objective = self.objective
+        if objective.step_id is None and objective.status is ObjectiveStatus.PLANNING:
+            with self.ctx.locked():
+                objective.step_id = self.top.entry().id
+
+        while objective.step_id is not None:
+            step = self.top.step(objective.step_id)
+            if not self._run_step(step):
+                return objective
+            with self.ctx.locked():
+                objective.step_id = step.next
+
+        if objective.status is ObjectiveStatus.EXECUTING:
+            self._complete()
+        return objective
+
+    def _run_step(self, step: Step) -> bool:
+        if step.type == "agent" and step.role == "planner":
+            return self._plan()
+        if step.type == "human":
+            return self._await_approval()
+        if step.type == "blueprint_ref" or step.action == "dispatch_streams":
+            return self._execute(step)
+        if step.action == "merge_queue":
+            scheduler.execute(self.ctx)
+            return True
+        if step.action == "create_pr":
+            self._create_pr()
+            return True
+        if step.action == "mark_complete":
+            self._complete()
+            return True
+        raise TackError(
+            f"step {step.id!r} ({step.type}, {step.action or step.role}) cannot run at "
+            f"the top level of blueprint {self.top.id!r}"
+        )
+
+    # Planning and approval
+
+    def _plan(self) -> bool:
+        objective = self.objective
+        if objective.plan is not None and objective.plan.status is not PlanStatus.DRAFT:
+            return True
+
+        ctx = self.ctx
+        max_streams = ctx.config.planning.max_streams
+        sandbox = planner_sandbox(ctx)
+        prompt = prompts.render_planner(
+            objective.description, feedback=objective.feedback, max_streams=max_streams
+        )
+        error = ""
+        for attempt in range(1, PLANNER_ATTEMPTS + 1):
+            ctx.emit(f"planner: started (attempt {attempt}/{PLANNER_ATTEMPTS})")
+            result = run_role_agent(ctx, sandbox, "planner", prompt)
+            if result.failure is not None:
+                error = result.error or "the planner failed"
+                continue
+            try:
+                plan = parse_plan_output(result.output, max_streams=max_streams)
+                validate_plan(plan, max_streams=max_streams)
+            except PlanError as exc:
+                error = str(exc)
+                prompt += f"\n\nYour previous plan was rejected: {error}\n"
+                continue
+            with ctx.locked():
+                plan.transition(PlanStatus.PENDING_APPROVAL)
+                objective.plan = plan
+            ctx.emit(f"plan ready: {len(plan.streams)} streams")
+            delete_sandbox(ctx, objective.planner_sandbox_id)
+            return True
+
+        with ctx.locked():
+            objective.error = f"planning failed: {error}"
+            objective.transition(ObjectiveStatus.FAILED)
+        ctx.emit(objective.error)
+        return False
+
+    def _await_approval(self) -> bool:
+        plan = self.objective.plan
+        if plan is not None and plan.status is not PlanStatus.PENDING_APPROVAL:
+            return True
+        self.ctx.emit(
+            f"awaiting approval: tack-action approve {self.objective.short_id} "
+            f"(or reject {self.objective.short_id} --feedback TEXT)"
+        )
+        return False
+
+    def approve(self) -> Objective:
+        """Approve the pending plan and run the objective."""
+        objective = self.objective
+        plan = objective.plan
+        if plan is None or plan.status is not PlanStatus.PENDING_APPROVAL:
+            state = plan.status.value if plan else "no plan"
+            raise TackError(
+                f"objective {objective.short_id} has no plan awaiting approval "
+                f"(plan: {state}); see tack-action status {objective.short_id}"
+            )
+        with self.ctx.locked():
+            plan.transition(PlanStatus.APPROVED)
+            objective.transition(ObjectiveStatus.APPROVED)
+        self.ctx.emit("plan approved")
+        return self.run()
+
+    def reject(self, feedback: str | None) -> Objective:
+        """Discard the pending plan and plan again with the feedback."""
+        objective = self.objective
+        plan = objective.plan
+        if plan is None or plan.status is not PlanStatus.PENDING_APPROVAL:
+            raise TackError(
+                f"objective {objective.short_id} has no plan awaiting approval; "
+                "nothing to reject"
+            )
+        with self.ctx.locked():
+            plan.transition(PlanStatus.DRAFT)
+            objective.feedback = feedback
+            objective.plan = None
+            objective.step_id = self.top.entry().id
+        self.ctx.emit("plan rejected; planning again")
+        return self.run()
+
+    # Execution
+
+    def _execute(self, step: Step) -> bool:
+        objective = self.objective
+        plan = objective.plan
+        assert plan is not None
+        with self.ctx.locked():
+            if objective.status is not ObjectiveStatus.EXECUTING:
+                objective.transition(ObjectiveStatus.EXECUTING)
+            if plan.status in (PlanStatus.APPROVED, PlanStatus.FAILED):
+                plan.transition(PlanStatus.EXECUTING)
+
+        stop_on_failure = step.on_work_item_failure == "fail"
+        scheduler.execute(self.ctx, stop_on_failure=stop_on_failure)
+
+        blocked = [s for s in plan.streams if s.blocked]
+        failed = [s for s in plan.streams if s.status is StreamStatus.FAILED]
+        if blocked:
+            with self.ctx.locked():
+                objective.transition(ObjectiveStatus.BLOCKED)
+            names = ", ".join(s.slug for s in blocked)
+            self.ctx.emit(
+                f"objective blocked on {names}: tack-action retry "
+                f"{objective.short_id} STREAM --guidance TEXT"
+            )
+            return False
+        if stop_on_failure and failed:
+            with self.ctx.locked():
+                objective.error = f"stream {failed[0].title!r} failed"
+                objective.transition(ObjectiveStatus.FAILED)
+                objective.step_id = None
+                plan.transition(PlanStatus.FAILED)
+            return False
+        return True
+
+    def retry(self, stream_key: str, guidance: str | None) -> Objective:
+        """Give a blocked or failed stream a fresh budget and run again."""
+        objective = self.objective
+        plan = objective.plan
+        if plan is None:
+            raise TackError(f"objective {objective.short_id} has no plan to retry")
+        try:
+            stream = plan.stream(stream_key)
+        except KeyError as exc:
+            raise TackError(str(exc.args[0])) from None
+        if not stream.blocked and stream.status is not StreamStatus.FAILED:
+            raise TackError(
+                f"stream {stream.slug!r} is {stream.status.value}; only blocked or "
+                "failed streams can be retried"
+            )
+
+        per_stream = stream_blueprint(self.ctx)
+        with self.ctx.locked():
+            for attempt in objective.ledger:
+                if (
+                    attempt.stream_id == stream.id
+                    and attempt.status is AttemptStatus.BLOCKED
+                ):
+                    attempt.status = AttemptStatus.RUNNING
+                    attempt.human_guidance = guidance
+            stream.guidance = guidance
+            stream.attempts = 0
+            stream.fix_iterations = {}
+            stream.step_retries = {}
+            stream.error = None
+            if stream.blocked:
+                stream.blocked = False
+                step = per_stream.step(stream.step_id) if stream.step_id else None
+                if step is not None and step.on_fail:
+                    stream.step_id = step.on_fail
+            else:
+                stream.transition(StreamStatus.PENDING)
+                stream.step_id = per_stream.entry().id
+                self._reset_dependants(stream.title)
+            if objective.status is not ObjectiveStatus.EXECUTING:
+                objective.transition(ObjectiveStatus.EXECUTING)
+            objective.error = None
+            objective.step_id = self._execute_step_id()
+        self.ctx.emit(f"retry requested{' with guidance' if guidance else ''}", stream)
+        return self.run()
+
+    def _reset_dependants(self, title: str) -> None:
+        plan = self.objective.plan
+        assert plan is not None
+        for dependant in dependants(plan, title):
+            if dependant.status is StreamStatus.FAILED and (
+                dependant.error or ""
+            ).startswith("dependency"):
+                dependant.transition(StreamStatus.PENDING)
+                dependant.error = None
+
+    def _execute_step_id(self) -> str:
+        for step in self.top.steps:
+            if step.type == "blueprint_ref" or step.action == "dispatch_streams":
+                return step.id
+        raise TackError(f"blueprint {self.top.id!r} has no step that runs streams")
+
+    # Finishing
+
+    def _create_pr(self) -> None:
+        objective = self.objective
+        ctx = self.ctx
+        if objective.merge_head is None:
+            ctx.emit("pull request skipped: no stream merged")
+            return
+        if ctx.forge is None:
+            ctx.emit(
+                "pull request skipped: no forge configured; the result is branch "
+                f"{objective.merge_branch} at {objective.merge_head[:8]} "
+                f"in {objective.repo}"
+            )
+            return
+        plan = objective.plan
+        assert plan is not None
+        succeeded = [s for s in plan.streams if s.status is StreamStatus.MERGED]
+        failed = [s for s in plan.streams if s.status is not StreamStatus.MERGED]
+        body = [
+            "Automated PR created by tack-action.",
+            f"Objective: {objective.description}",
+            f"Objective ID: {objective.id}",
+            "",
+            "### Streams (succeeded)",
+            *[f"- {s.title}" for s in succeeded],
+        ]
+        if failed:
+            body += ["", "### Streams (failed)", *[f"- {s.title}" for s in failed]]
+        url = ctx.forge.find_or_create_pull_request(
+            head=objective.merge_branch,
+            base=objective.base_branch,
+            title=objective.description.splitlines()[0][:120],
+            body="\n".join(body),
+        )
+        with ctx.locked():
+            objective.pull_request_url = url
+        ctx.emit(f"pull request {url}")
+
+    def _complete(self) -> None:
+        objective = self.objective
+        plan = objective.plan
+        assert plan is not None
+        merged = [s for s in plan.streams if s.status is StreamStatus.MERGED]
+        if len(merged) == len(plan.streams):
+            outcome = ObjectiveStatus.COMPLETED
+        elif merged:
+            outcome = ObjectiveStatus.PARTIAL
+        else:
+            outcome = ObjectiveStatus.FAILED
+        with self.ctx.locked():
+            objective.transition(outcome)
+            plan.transition(PlanStatus.COMPLETED if merged else PlanStatus.FAILED)
+            objective.step_id = None
+        conflicts = sum(
+            1 for e in objective.merge_entries if e.status is MergeStatus.CONFLICT
+        )
+        note = f", {conflicts} conflict(s)" if conflicts else ""
+        self.ctx.emit(
+            f"objective {outcome.value}: {len(merged)}/{len(plan.streams)} streams "
+            f"merged{note}; branch {objective.merge_branch}"
+        )
+        if outcome is ObjectiveStatus.COMPLETED:
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        """Delete the objective's sandboxes once nothing can resume them."""
+        objective = self.objective
+        plan = objective.plan
+        assert plan is not None
+        for stream in plan.streams:
+            delete_sandbox(self.ctx, stream.sandbox_id)
+        delete_sandbox(self.ctx, objective.merger_sandbox_id)
+        delete_sandbox(self.ctx, objective.planner_sandbox_id)

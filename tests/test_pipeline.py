@@ -1,0 +1,417 @@
+"""End-to-end runs of the pipeline through the command line, on real git repos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tack_action.cli import main
+from tack_action.demo import SAMPLE_FILES
+from tack_action.model import MergeStatus, ObjectiveStatus, StreamStatus
+from tack_action.state import FileStateStore
+
+from .helpers import git, make_repo, plan_text
+
+pytestmark = pytest.mark.slow
+
+_GOOD_COUNT = (
+    "from collections import Counter\n\n"
+    "def frequencies(text):\n"
+    "    return Counter(w.lower() for w in text.split())\n"
+)
+_BAD_COUNT = "def frequencies(text):\n    return {}\n"
+_COUNT_TEST = (
+    "import unittest\n\nfrom textkit.count import frequencies\n\n\n"
+    "class CountTest(unittest.TestCase):\n"
+    "    def test_counts(self):\n"
+    '        self.assertEqual(frequencies("a A")["a"], 2)\n'
+)
+
+
+def _stream(title: str, scope: list[str], deps: list[str] | None = None) -> dict:
+    return {
+        "title": title,
+        "description": f"Implement {title.lower()}.",
+        "file_scope": scope,
+        "dependencies": deps or [],
+    }
+
+
+def _invoke(state: Path, *args: str) -> object:
+    runner = CliRunner()
+    return runner.invoke(
+        main, ["--state-dir", str(state), *args], catch_exceptions=False
+    )
+
+
+def _only_objective(state: Path):
+    objectives = FileStateStore(state).list()
+    assert len(objectives) == 1
+    return objectives[0]
+
+
+def test_demo_merges_three_streams(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+
+    result = _invoke(state, "demo", "--dir", str(tmp_path / "demo"))
+
+    assert result.exit_code == 0, result.output
+    assert "quality_gate_failure -> rerun_previous_agent (1/6)" in result.output
+    assert result.output.count("merged ✓") == 3
+    assert "tests on a fresh clone of" in result.output
+    assert ": pass" in result.output
+
+    objective = _only_objective(state)
+    assert objective.status is ObjectiveStatus.COMPLETED
+    assert all(s.status is StreamStatus.MERGED for s in objective.plan.streams)
+    counter = objective.plan.stream("add-word-frequency-counter")
+    gate_failures = [
+        a for a in objective.ledger if a.failure_kind == "quality_gate_failure"
+    ]
+    assert len(gate_failures) == 1
+    assert gate_failures[0].stream_id == counter.id
+    assert gate_failures[0].sandbox_id == counter.sandbox_id
+
+    repo = tmp_path / "demo" / "textkit"
+    tree = git(repo, "ls-tree", "-r", "--name-only", objective.merge_branch)
+    for path in ("textkit/slug.py", "textkit/count.py", "textkit/cli.py"):
+        assert path in tree.splitlines()
+    merges = git(repo, "rev-list", "--merges", f"main..{objective.merge_branch}")
+    assert len(merges.splitlines()) == 3
+
+
+def _failing_script(*, guided: bool = False) -> dict:
+    script = {
+        "plan": plan_text(
+            [
+                _stream("Add counter", ["textkit/count.py", "tests/test_count.py"]),
+                _stream("Add readme note", ["README.md"]),
+            ]
+        ),
+        "builders": {
+            "add-counter": [
+                {
+                    "files": {
+                        "textkit/count.py": _BAD_COUNT,
+                        "tests/test_count.py": _COUNT_TEST,
+                    }
+                }
+            ],
+            "add-readme-note": [{"files": {"README.md": "# textkit\n\nNotes.\n"}}],
+        },
+    }
+    if guided:
+        script["guided"] = {"add-counter": {"files": {"textkit/count.py": _GOOD_COUNT}}}
+    return script
+
+
+_ESCALATE_BLUEPRINT = """\
+id: build-review
+retry:
+  profile: self_healing
+  default_on_exhausted: escalate
+steps:
+  - id: build
+    type: agent
+    role: builder
+    next: lint
+  - id: lint
+    type: deterministic
+    action: run_quality_gates
+    on_fail: build
+    max_fix_iterations: 2
+    next: review
+  - id: review
+    type: agent
+    role: reviewer
+    on_fail: build
+    next: merge_ready
+  - id: merge_ready
+    type: deterministic
+    action: signal_merge_ready
+"""
+
+
+def test_exhausted_budget_escalate_ends_partial(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path / "work",
+        _failing_script(),
+        blueprints={"review.yaml": _ESCALATE_BLUEPRINT},
+    )
+    state = tmp_path / "state"
+
+    result = _invoke(state, "plan", "Add a counter", "--repo", str(repo), "--approve")
+
+    assert result.exit_code == 3, result.output
+    objective = _only_objective(state)
+    assert objective.status is ObjectiveStatus.PARTIAL
+    counter = objective.plan.stream("add-counter")
+    readme = objective.plan.stream("add-readme-note")
+    assert counter.status is StreamStatus.FAILED
+    assert readme.status is StreamStatus.MERGED
+    kinds = [a.failure_kind for a in objective.ledger if a.stream_id == counter.id]
+    assert kinds == ["quality_gate_failure"] * 3
+    assert objective.ledger[-1].action in ("escalate",)
+
+
+def test_ask_human_blocks_then_retry_completes(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "work", _failing_script(guided=True))
+    state = tmp_path / "state"
+
+    first = _invoke(state, "plan", "Add a counter", "--repo", str(repo), "--approve")
+
+    assert first.exit_code == 2, first.output
+    assert "recovery blocked: retry budget exhausted" in first.output
+    blocked = _only_objective(state)
+    assert blocked.status is ObjectiveStatus.BLOCKED
+    counter = blocked.plan.stream("add-counter")
+    assert counter.blocked
+    sandbox_before = counter.sandbox_id
+
+    second = _invoke(
+        state,
+        "retry",
+        blocked.short_id,
+        "add-counter",
+        "--guidance",
+        "lower-case words",
+    )
+
+    assert second.exit_code == 0, second.output
+    assert "recovery resumed: guidance applied" in second.output
+    done = _only_objective(state)
+    assert done.status is ObjectiveStatus.COMPLETED
+    assert done.plan.stream("add-counter").sandbox_id == sandbox_before
+    guided = [a for a in done.ledger if a.human_guidance]
+    assert guided[0].human_guidance == "lower-case words"
+
+
+def _conflict_script() -> dict:
+    return {
+        "plan": plan_text(
+            [
+                _stream("Rewrite readme one", ["README.md"]),
+                _stream("Rewrite readme two", ["README.md"]),
+            ]
+        ),
+        "builders": {
+            "rewrite-readme-one": [{"files": {"README.md": "# textkit\n\nOne.\n"}}],
+            "rewrite-readme-two": [{"files": {"README.md": "# textkit\n\nTwo.\n"}}],
+        },
+    }
+
+
+def test_conflict_resolved_by_tier_two(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "work", _conflict_script())
+    state = tmp_path / "state"
+
+    result = _invoke(state, "plan", "Rewrite", "--repo", str(repo), "--approve")
+
+    assert result.exit_code == 0, result.output
+    objective = _only_objective(state)
+    tiers = sorted(entry.tier for entry in objective.merge_entries)
+    assert tiers == [1, 2]
+    second = max(objective.merge_entries, key=lambda e: e.tier)
+    winner = objective.plan.stream(second.stream_id)
+    readme = git(repo, "show", f"{objective.merge_branch}:README.md")
+    expected = "One." if winner.slug.endswith("one") else "Two."
+    assert expected in readme
+
+
+def test_conflict_recorded_when_auto_resolve_off(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path / "work", _conflict_script(), config={"merge": {"auto_resolve": False}}
+    )
+    state = tmp_path / "state"
+
+    result = _invoke(state, "plan", "Rewrite", "--repo", str(repo), "--approve")
+
+    assert result.exit_code == 3, result.output
+    objective = _only_objective(state)
+    statuses = sorted(entry.status.value for entry in objective.merge_entries)
+    assert statuses == ["conflict", "merged"]
+    conflict = [e for e in objective.merge_entries if e.status is MergeStatus.CONFLICT]
+    assert conflict[0].tier == 4
+    assert any(a.failure_kind == "merge_conflict" for a in objective.ledger)
+
+
+def test_post_merge_gate_failure_reverts_merge(tmp_path: Path) -> None:
+    greet = (
+        "from textkit.words import words\n\n"
+        "def greet():\n    return len(words('a b'))\n"
+    )
+    greet_test = (
+        "import unittest\n\nfrom textkit.greet import greet\n\n\n"
+        "class GreetTest(unittest.TestCase):\n"
+        "    def test_greet(self):\n"
+        "        self.assertEqual(greet(), 2)\n"
+    )
+    words = "def words(text):\n    return text.split(',')\n"
+    words_test = (
+        "import unittest\n\nfrom textkit.words import words\n\n\n"
+        "class WordsTest(unittest.TestCase):\n"
+        "    def test_words_split_on_commas(self):\n"
+        "        self.assertEqual(words('a,b'), ['a', 'b'])\n"
+    )
+    script = {
+        "plan": plan_text(
+            [
+                _stream("Add greeting", ["textkit/greet.py", "tests/test_greet.py"]),
+                _stream(
+                    "Split on commas",
+                    ["textkit/words.py", "tests/test_words.py"],
+                    ["Add greeting"],
+                ),
+            ]
+        ),
+        "builders": {
+            "add-greeting": [
+                {
+                    "files": {
+                        "textkit/greet.py": greet,
+                        "tests/test_greet.py": greet_test,
+                    }
+                }
+            ],
+            "split-on-commas": [
+                {
+                    "files": {
+                        "textkit/words.py": words,
+                        "tests/test_words.py": words_test,
+                    }
+                }
+            ],
+        },
+    }
+    repo = make_repo(tmp_path / "work", script)
+    state = tmp_path / "state"
+
+    result = _invoke(state, "plan", "Greet", "--repo", str(repo), "--approve")
+
+    assert result.exit_code == 3, result.output
+    objective = _only_objective(state)
+    greeting = objective.plan.stream("add-greeting")
+    commas = objective.plan.stream("split-on-commas")
+    assert greeting.status is StreamStatus.MERGED
+    assert commas.status is StreamStatus.FAILED
+    first_merge = objective.merge_entry_for(greeting.id).merge_head
+    assert git(repo, "rev-parse", objective.merge_branch) == first_merge
+    assert objective.merge_entry_for(commas.id).status is MergeStatus.FAILED
+    assert any(a.failure_kind == "post_merge_gate_failure" for a in objective.ledger)
+
+
+def test_plan_waits_then_approve_runs(tmp_path: Path) -> None:
+    script = {
+        "plan": plan_text([_stream("Add readme note", ["README.md"])]),
+        "builders": {"add-readme-note": [{"files": {"README.md": "# t\n\nNote.\n"}}]},
+    }
+    repo = make_repo(tmp_path / "work", script)
+    state = tmp_path / "state"
+
+    planned = _invoke(state, "plan", "Add a note", "--repo", str(repo))
+
+    assert planned.exit_code == 0, planned.output
+    assert "awaiting approval" in planned.output
+    waiting = _only_objective(state)
+    assert waiting.status is ObjectiveStatus.PLANNING
+    assert waiting.plan.status.value == "pending_approval"
+    assert waiting.planner_sandbox_id is not None
+
+    approved = _invoke(state, "approve", waiting.short_id)
+
+    assert approved.exit_code == 0, approved.output
+    assert _only_objective(state).status is ObjectiveStatus.COMPLETED
+
+
+def test_reject_plans_again_with_feedback(tmp_path: Path) -> None:
+    script = {"plan": plan_text([_stream("Add readme note", ["README.md"])])}
+    repo = make_repo(tmp_path / "work", script)
+    state = tmp_path / "state"
+    _invoke(state, "plan", "Add a note", "--repo", str(repo))
+    first = _only_objective(state)
+
+    result = _invoke(state, "reject", first.short_id, "--feedback", "smaller please")
+
+    assert result.exit_code == 0, result.output
+    again = _only_objective(state)
+    assert again.feedback == "smaller please"
+    assert again.plan.status.value == "pending_approval"
+    assert again.plan.id != first.plan.id
+
+
+def test_plan_file_skips_planner(tmp_path: Path) -> None:
+    script = {"builders": {"add-note": [{"files": {"README.md": "# t\n\nNote.\n"}}]}}
+    repo = make_repo(tmp_path / "work", script)
+    plan_file = tmp_path / "plan.md"
+    plan_file.write_text(plan_text([_stream("Add note", ["README.md"])]))
+    state = tmp_path / "state"
+
+    result = _invoke(
+        state, "plan", "Note", "--repo", str(repo), "--plan-file", str(plan_file)
+    )
+
+    assert result.exit_code == 0, result.output
+    objective = _only_objective(state)
+    assert objective.planner_sandbox_id is None
+    assert [s.slug for s in objective.plan.streams] == ["add-note"]
+
+
+@pytest.mark.parametrize(
+    ("config_text", "blueprint_text", "expected"),
+    [
+        ("agents:\n  max_concurent: 3\n", None, "max_concurent"),
+        ("agents:\n  max_concurrent: eight\n", None, "agents.max_concurrent"),
+        (
+            None,
+            "id: standard\ndefault: true\nsteps:\n  - id: a\n    type: bogus\n",
+            "bogus",
+        ),
+        (
+            None,
+            "id: standard\ndefault: true\nsteps:\n"
+            "  - id: a\n    type: human\n    next: missing\n",
+            "missing",
+        ),
+    ],
+)
+def test_invalid_setup_creates_no_sandbox(
+    tmp_path: Path, config_text: str | None, blueprint_text: str | None, expected: str
+) -> None:
+    repo = make_repo(tmp_path / "work", {"plan": plan_text([_stream("A", ["a.txt"])])})
+    if config_text is not None:
+        (repo / ".tack" / "config.yaml").write_text(config_text)
+    if blueprint_text is not None:
+        (repo / ".tack" / "blueprints").mkdir(exist_ok=True)
+        (repo / ".tack" / "blueprints" / "bad.yaml").write_text(blueprint_text)
+    state = tmp_path / "state"
+
+    result = _invoke(state, "plan", "Anything", "--repo", str(repo))
+
+    assert result.exit_code == 1
+    assert expected in result.output
+    assert "Error:" in result.output
+    sandboxes = tmp_path / "work" / "sandboxes"
+    assert not sandboxes.exists() or not any(sandboxes.iterdir())
+    assert not (state / "objectives").exists() or not any(
+        (state / "objectives").glob("*.json")
+    )
+
+
+def test_status_json_lists_streams(tmp_path: Path) -> None:
+    script = {"plan": plan_text([_stream("Add note", ["README.md"])])}
+    repo = make_repo(tmp_path / "work", script)
+    state = tmp_path / "state"
+    _invoke(state, "plan", "Note", "--repo", str(repo))
+    objective = _only_objective(state)
+
+    result = _invoke(state, "status", objective.short_id, "--json")
+
+    assert result.exit_code == 0
+    assert '"slug": "add-note"' in result.output
+    assert '"status": "planning"' in result.output
+
+
+def test_sample_files_pass_their_own_tests() -> None:
+    assert "tests/test_words.py" in SAMPLE_FILES
