@@ -82,14 +82,14 @@ def test_create_sends_name_labels_env_intervals(
 
 
 def test_create_from_image_sends_int_resources(fake: FakeDaytonaServer) -> None:
-    provider = make_provider(fake, resources={"cpu": 2, "memory": 4, "disk": 10})
+    provider = make_provider(fake, resources={"cpu": 2, "memory": 4096, "disk": 10})
 
     provider.create(NAME, LABELS, resources={"cpu": 4})
 
     body = create_body(fake)
     assert body["cpu"] == 4
     assert isinstance(body["cpu"], int)
-    assert body["memory"] == 4
+    assert body["memory"] == 4  # GiB, from 4096 MB
     assert body["disk"] == 10
     assert "snapshot" not in body
     assert "daytonaio/sandbox" in body["buildInfo"]["dockerfileContent"]

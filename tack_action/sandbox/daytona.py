@@ -1,6 +1,6 @@
 """The Daytona sandbox provider, built on the ``daytona`` SDK 0.226.1.
 
-Each sandbox is a Daytona sandbox whose user home holds the repository
+Each sandbox is a Daytona sandbox whose user home contains the repository
 checkout (``<home>/repo``) and a private scratch directory (``<home>/.tack``).
 Long-running commands run in one Daytona session per sandbox. Every SDK call
 goes through ``call_with_retry``, which retries transient failures and turns
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..errors import SandboxError, SandboxNotFound
-from .base import ExecResult, Sandbox
+from .base import ExecResult
 from .daytona_retry import call_with_retry
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ T = TypeVar("T")
 # follows Daytona's published sandbox image and may need bumping with the SDK.
 DEFAULT_IMAGE = "daytonaio/sandbox:0.4.3"
 
-# The session that holds every long-running command of a sandbox.
+# The session that runs every long-running command of a sandbox.
 SESSION_ID = "tack"
 
 # Refresh the sandbox's activity timestamp at most this often while a command
@@ -173,13 +173,10 @@ class DaytonaProvider:
             return CreateSandboxFromSnapshotParams(snapshot=self.snapshot, **common)
 
         wanted = {**self.resources, **(resources or {})}
-        known = {
-            key: int(wanted[key])
-            for key in ("cpu", "memory", "disk", "gpu")
-            if key in wanted
-        }
         return CreateSandboxFromImageParams(
-            image=self.image, resources=Resources(**known), **common
+            image=self.image,
+            resources=Resources(**_daytona_resources(wanted)),
+            **common,
         )
 
     def _create_or_adopt(self, params: Any) -> Any:
@@ -261,13 +258,23 @@ class DaytonaProvider:
         return self.create(name, labels, env, resources), True
 
 
+def _daytona_resources(resources: dict[str, int]) -> dict[str, int]:
+    """Convert tack resources (memory in MB, disk in GB) to Daytona's GiB units."""
+    converted = {
+        key: int(resources[key]) for key in ("cpu", "disk", "gpu") if key in resources
+    }
+    if "memory" in resources:
+        converted["memory"] = max(1, math.ceil(int(resources["memory"]) / 1024))
+    return converted
+
+
 def _state_name(sdk_sandbox: Any) -> str:
     state = getattr(sdk_sandbox, "state", None)
     return str(getattr(state, "value", state) or "unknown")
 
 
 class DaytonaSandbox:
-    """One Daytona sandbox, as the orchestration core sees it."""
+    """One Daytona sandbox behind the ``Sandbox`` protocol."""
 
     def __init__(self, provider: DaytonaProvider, sdk_sandbox: Any) -> None:
         self.provider = provider
@@ -415,8 +422,8 @@ class DaytonaSandbox:
         try:
             return self.provider.call(action, call, idempotent=idempotent)
         except SandboxError:
-            # A sandbox stopped behind our back (auto-stop, a restart) answers
-            # toolbox calls with 400 "Is the Sandbox started?", and the command
+            # A sandbox stopped behind our back (auto-stop, a restart) returns
+            # 400 for toolbox calls with "Is the Sandbox started?", and the command
             # never ran, so start it and try once more.
             if self.state() == "started":
                 raise
@@ -435,7 +442,7 @@ class DaytonaSandbox:
         )
         if result.exit_code != 0:
             raise SandboxError(
-                f"Could not create {self.workdir!r} in sandbox {self.name!r}: "
+                f"Failed to create {self.workdir!r} in sandbox {self.name!r}: "
                 f"{result.output.strip()}"
             )
 
@@ -701,8 +708,3 @@ class DaytonaCommandHandle:
             if exit_code is not None:
                 return exit_code
             time.sleep(poll_interval)
-
-
-def _check_protocol(sandbox: DaytonaSandbox) -> Sandbox:
-    """Let type checkers confirm that DaytonaSandbox satisfies Sandbox."""
-    return sandbox
