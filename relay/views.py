@@ -221,25 +221,26 @@ def _sse_lines(relay: RelayState, channel_id: str, after: int) -> Iterator[str]:
     deadline = time.monotonic() + relay.config.stream_max_s
     yield "retry: 2000\n\n"
     while time.monotonic() < deadline:
-        remaining = deadline - time.monotonic()
-        events = relay.store.wait(
-            channel_id,
-            after,
-            100,
-            min(_PING_EVERY_S, remaining),
-            relay.config.poll_interval_s,
-        )
+        events = relay.store.read(channel_id, after, 100)
+        if not events:
+            channel = relay.store.get_channel(channel_id)
+            if channel is None or not channel.is_open(time.time()):
+                yield "event: end\ndata: {}\n\n"
+                return
+            remaining = deadline - time.monotonic()
+            events = relay.store.wait(
+                channel_id,
+                after,
+                100,
+                max(0.0, min(_PING_EVERY_S, remaining)),
+                relay.config.poll_interval_s,
+            )
+        if not events:
+            yield ": ping\n\n"
         for event in events:
             data = json.dumps(_event_json(event), separators=(",", ":"))
             yield f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n"
             after = event.seq
-        if events:
-            continue
-        channel = relay.store.get_channel(channel_id)
-        if channel is None or not channel.is_open(time.time()):
-            yield "event: end\ndata: {}\n\n"
-            return
-        yield ": ping\n\n"
 
 
 # --- callback API --------------------------------------------------------
@@ -268,8 +269,10 @@ def receive_callback(channel_id: str, sandbox: str) -> Response:
     if not _WEBHOOK_ID.match(webhook_id):
         raise bad_request("invalid_webhook_id", "webhook-id must be 1-256 ASCII chars")
 
-    event_type, _ = parse_callback(body)
+    # Authenticated but invalid bodies count against the rate too, so a
+    # runaway sandbox cannot flood the relay with rejected requests.
     _check_rate(relay, channel_id)
+    event_type, _ = parse_callback(body)
     seq, duplicate = _store(relay, channel_id, webhook_id, sandbox, event_type, body)
     return jsonify(seq=seq, duplicate=duplicate)
 
@@ -291,6 +294,7 @@ def receive_mail(channel_id: str, sandbox: str) -> Response:
     if not valid:
         raise unauthorized("the bearer token does not match this sandbox")
 
+    _check_rate(relay, channel_id)
     parse_mail(body)
     # Tack's agent sends no message id, so only an Idempotency-Key header
     # makes a retry land on the same event.
@@ -299,7 +303,6 @@ def receive_mail(channel_id: str, sandbox: str) -> Response:
         webhook_id = "mail:" + idempotency_key
     else:
         webhook_id = "mail:" + uuid.uuid4().hex
-    _check_rate(relay, channel_id)
     seq, _ = _store(relay, channel_id, webhook_id, sandbox, "mail", body)
     return jsonify(status="ok", id=seq)
 
