@@ -149,15 +149,21 @@ class LocalSandbox:
     ) -> ExecResult:
         """Run ``command`` with bash and wait for it. A timeout raises SandboxError."""
         self._check_started()
-        process = subprocess.Popen(
-            ["bash", "-c", command],
-            cwd=self._resolve_cwd(cwd),
-            env=self._build_env(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        try:
+            process = subprocess.Popen(
+                ["bash", "-c", command],
+                cwd=self._resolve_cwd(cwd),
+                env=self._build_env(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise SandboxError(
+                f"Cannot start bash in sandbox {self.name!r}: {exc}; check that "
+                "bash is installed and on PATH."
+            ) from exc
         self._running.add(process)
         try:
             output, _ = process.communicate(timeout=timeout)
