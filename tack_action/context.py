@@ -22,7 +22,8 @@ from .config import TackConfig
 from .forge import Forge
 from .model import Event, Objective, Stream
 from .report import format_watch_line
-from .sandbox.base import SandboxProvider
+from .sandbox import git
+from .sandbox.base import Sandbox, SandboxProvider
 from .state import StateStore
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class RunContext:
     forge: Forge | None = None
     out: TextIO = field(default_factory=lambda: sys.stderr)
     on_event: Callable[[Event], None] | None = None
+    # Per-invocation git credentials (``git.auth_env``); never stored anywhere.
+    git_env: dict[str, str] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     changed: threading.Condition = field(init=False)
 
@@ -61,6 +64,32 @@ class RunContext:
     def save(self) -> None:
         with self._lock:
             self.store.save(self.objective, self.objective.version)
+
+    def fetch(self, sandbox: Sandbox) -> None:
+        """Fetch every branch of the objective's origin into ``origin/*``.
+
+        Network calls name the origin URL explicitly rather than the remote
+        ``origin``, because an agent can rewrite the sandbox's git config and
+        the credentials must only ever go to the real origin.
+        """
+        refspec = "+refs/heads/*:refs/remotes/origin/*"
+        git.fetch(sandbox, [refspec], env=self.git_env, remote=self.objective.repo)
+
+    def push(self, sandbox: Sandbox, branch: str) -> None:
+        """Push the sandbox's HEAD to ``branch`` on the origin."""
+        git.push(
+            sandbox,
+            "HEAD",
+            branch,
+            force=True,
+            env=self.git_env,
+            remote=self.objective.repo,
+        )
+
+    def remote_sha(self, sandbox: Sandbox, branch: str) -> str | None:
+        return git.remote_branch_sha(
+            sandbox, branch, env=self.git_env, remote=self.objective.repo
+        )
 
     def emit(self, text: str, stream: Stream | None = None) -> None:
         """Print one watch line and keep it in the objective's event list."""

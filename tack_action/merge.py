@@ -72,7 +72,7 @@ def _merge(
             stream.transition(StreamStatus.MERGING)
     ctx.emit(f"merging {entry.branch}", stream)
 
-    git.fetch(sandbox)
+    ctx.fetch(sandbox)
     incoming = git.head_sha(sandbox, f"origin/{entry.branch}")
     head = git.head_sha(sandbox)
     assert entry.pre_merge_head is not None
@@ -109,7 +109,7 @@ def _merge(
             )
         return
 
-    git.push(sandbox, "HEAD", objective.merge_branch, force=True)
+    ctx.push(sandbox, objective.merge_branch)
     merged_head = git.head_sha(sandbox)
     with ctx.locked():
         entry.merge_head = merged_head

@@ -254,6 +254,9 @@ class Objective(BaseModel):
     id: str = Field(default_factory=new_id)
     description: str
     repo: str  # the origin that sandboxes clone and push to
+    # The local checkout holding .tack/ config, when it is not ``repo`` itself
+    # (in CI the origin is a URL and the config comes from the workspace).
+    config_dir: str | None = None
     base_branch: str = "main"
     blueprint: str = "standard"
     status: ObjectiveStatus = ObjectiveStatus.PLANNING

@@ -29,7 +29,7 @@ from .model import (
 )
 from .planning import dependants, parse_plan_output, validate_plan
 from .sandbox.local import LocalProvider
-from .state import FileStateStore, StateStore
+from .state import StateStore
 from .streams import run_role_agent, stream_blueprint
 from .workspace import delete_sandbox, planner_sandbox
 
@@ -44,13 +44,14 @@ def build_context(
     *,
     config: TackConfig | None = None,
     forge: Forge | None = None,
+    git_env: dict[str, str] | None = None,
 ) -> RunContext:
     """Load config and blueprints for the objective's repository and wire services.
 
     Everything that can be wrong in a config or blueprint raises here, before
     any sandbox exists.
     """
-    repo = Path(objective.repo)
+    repo = Path(objective.config_dir or objective.repo)
     config = config or load_config(repo)
     blueprints = load_blueprints(repo)
     resolve_blueprint(blueprints, objective.blueprint)
@@ -62,6 +63,7 @@ def build_context(
         provider=make_provider(config),
         runtime=make_runtime(config),
         forge=forge,
+        git_env=git_env or {},
     )
 
 
@@ -86,17 +88,23 @@ def make_runtime(config: TackConfig) -> CommandRuntime:
 def create_objective(
     description: str,
     repo: Path,
-    store: FileStateStore,
+    store: StateStore,
     *,
     blueprint: str | None = None,
     plan: Plan | None = None,
+    origin: str | None = None,
+    objective_id: str | None = None,
 ) -> Objective:
-    """Validate the repository's config and blueprints, then save a new objective."""
+    """Validate the repository's config and blueprints, then save a new objective.
+
+    ``repo`` is the local checkout with the ``.tack/`` config. Sandboxes clone
+    ``origin``, which defaults to that checkout itself.
+    """
     description = description.strip()
     if not description:
         raise PlanError("the objective is empty; describe the change you want")
     repo = repo.resolve()
-    if not (repo / ".git").exists():
+    if origin is None and not (repo / ".git").exists():
         raise TackError(f"{str(repo)!r} is not a git repository; pass --repo PATH")
     config = load_config(repo)
     blueprints = load_blueprints(repo)
@@ -106,11 +114,14 @@ def create_objective(
         plan.transition(PlanStatus.PENDING_APPROVAL)
     objective = Objective(
         description=description,
-        repo=str(repo),
+        repo=origin or str(repo),
+        config_dir=str(repo) if origin else None,
         base_branch=config.daemon.base_branch,
         blueprint=chosen.id,
         plan=plan,
     )
+    if objective_id:
+        objective.id = objective_id
     store.save(objective, 0)
     return objective
 
@@ -342,6 +353,15 @@ class Orchestrator:
                 return step.id
         raise TackError(f"blueprint {self.top.id!r} has no step that runs streams")
 
+    def cancel(self) -> Objective:
+        """Stop the objective for good and delete its sandboxes."""
+        with self.ctx.locked() as objective:
+            objective.transition(ObjectiveStatus.CANCELLED)
+            objective.step_id = None
+        self.ctx.emit("objective cancelled")
+        self._cleanup()
+        return self.objective
+
     # Finishing
 
     def _create_pr(self) -> None:
@@ -411,8 +431,7 @@ class Orchestrator:
         """Delete the objective's sandboxes once nothing can resume them."""
         objective = self.objective
         plan = objective.plan
-        assert plan is not None
-        for stream in plan.streams:
+        for stream in plan.streams if plan else []:
             delete_sandbox(self.ctx, stream.sandbox_id)
         delete_sandbox(self.ctx, objective.merger_sandbox_id)
         delete_sandbox(self.ctx, objective.planner_sandbox_id)

@@ -414,7 +414,7 @@ def _review(
 
 
 def _signal_merge_ready(ctx: RunContext, stream: Stream, sandbox: Sandbox) -> None:
-    git.push(sandbox, "HEAD", stream.branch, force=True)
+    ctx.push(sandbox, stream.branch)
     head = git.head_sha(sandbox)
     with ctx.locked() as objective:
         stream.head_sha = head

@@ -70,10 +70,10 @@ def _prepare(ctx: RunContext, sandbox: Sandbox, branch: str, start_point: str) -
     probe = sandbox.exec("git rev-parse --git-dir")
     if probe.exit_code != 0:
         sandbox.exec(f"rm -rf {sandbox.workdir} && mkdir -p {sandbox.workdir}")
-        git.clone(sandbox, ctx.objective.repo)
-    git.fetch(sandbox)
+        git.clone(sandbox, ctx.objective.repo, env=ctx.git_env)
+    ctx.fetch(sandbox)
 
-    remote = git.remote_branch_sha(sandbox, branch)
+    remote = ctx.remote_sha(sandbox, branch)
     if git.current_branch(sandbox) != branch:
         # A branch already pushed to origin holds earlier work: continue it.
         origin_ref = f"origin/{branch}" if remote else start_point
