@@ -268,6 +268,8 @@ class Objective(BaseModel):
     merger_sandbox_id: str | None = None
     planner_sandbox_id: str | None = None
     merge_head: str | None = None
+    relay_channel: str | None = None
+    relay_cursor: int = 0  # the last relay event sequence number processed
     feedback: str | None = None
     pull_request_url: str | None = None
     error: str | None = None

@@ -9,6 +9,7 @@ waits for a person (plan approval, or guidance for a blocked stream).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from . import prompts, scheduler
@@ -16,7 +17,8 @@ from .agents.command import CommandRuntime
 from .blueprints import Step, load_blueprints, resolve_blueprint
 from .config import TackConfig, agent_command, load_config, worktree_root
 from .context import RunContext
-from .errors import AgentError, PlanError, SandboxError, TackError
+from .credentials import find_daytona_api_key, load_credentials
+from .errors import AgentError, ConfigError, PlanError, TackError
 from .forge import Forge
 from .model import (
     AttemptStatus,
@@ -28,6 +30,7 @@ from .model import (
     StreamStatus,
 )
 from .planning import dependants, parse_plan_output, validate_plan
+from .sandbox.base import SandboxProvider
 from .sandbox.local import LocalProvider
 from .state import StateStore
 from .streams import run_role_agent, stream_blueprint
@@ -60,20 +63,48 @@ def build_context(
         store=store,
         config=config,
         blueprints=blueprints,
-        provider=make_provider(config),
+        provider=make_provider(config, repo_label=objective.repo),
         runtime=make_runtime(config),
         forge=forge,
         git_env=git_env or {},
     )
 
 
-def make_provider(config: TackConfig) -> LocalProvider:
-    if config.sandbox.provider != "local":
-        raise SandboxError(
-            f"sandbox.provider {config.sandbox.provider!r} is not available in "
-            "this command yet; set sandbox.provider: local"
+def make_provider(
+    config: TackConfig, *, repo_label: str = "", daytona_api_key: str | None = None
+) -> SandboxProvider:
+    """Return the configured sandbox provider.
+
+    The Daytona key comes from ``daytona_api_key`` (an Action input), then
+    ``$DAYTONA_API_KEY``, then credentials.yaml, then the config fallback.
+    """
+    if config.sandbox.provider == "local":
+        return LocalProvider(worktree_root(config))
+
+    from .sandbox.daytona import DaytonaProvider
+
+    key = (
+        daytona_api_key
+        or os.environ.get("DAYTONA_API_KEY")
+        or find_daytona_api_key(load_credentials(), config)
+    )
+    if not key:
+        raise ConfigError(
+            "sandbox.provider",
+            "daytona",
+            "no Daytona API key found; set DAYTONA_API_KEY, run "
+            "'tack-action auth add daytona', or pass the daytona-api-key input",
         )
-    return LocalProvider(worktree_root(config))
+    settings = config.sandbox
+    return DaytonaProvider(
+        key,
+        settings.daytona.api_url or None,
+        snapshot=settings.daytona.snapshot,
+        resources=settings.default_resources.model_dump(),
+        auto_stop_interval=settings.auto_stop_interval,
+        auto_delete_interval=settings.auto_delete_interval,
+        repo_label=repo_label,
+    )
 
 
 def make_runtime(config: TackConfig) -> CommandRuntime:
