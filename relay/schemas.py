@@ -8,7 +8,16 @@ from typing import Any
 from relay.errors import invalid_event
 
 FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
-MAIL_FIELDS = ("from", "to", "subject", "body", "type", "priority", "objective")
+MAIL_FIELDS = (
+    "from",
+    "to",
+    "subject",
+    "body",
+    "type",
+    "priority",
+    "objective",
+    "stream",
+)
 
 
 def parse_callback(body: bytes) -> tuple[str, dict[str, Any]]:
