@@ -105,6 +105,16 @@ class RoleTimeout(_Strict):
     idle_minutes: float | None = Field(default=None, gt=0)
 
 
+class PiSettings(_Strict):
+    """The Pi runtime's provider, model and thinking level."""
+
+    provider: str = ""
+    model: str = ""
+    thinking_level: (
+        Literal["off", "minimal", "low", "medium", "high", "xhigh"] | None
+    ) = None
+
+
 class AgentSettings(_Strict):
     """The agent runtime, its command, concurrency and time limits."""
 
@@ -115,6 +125,10 @@ class AgentSettings(_Strict):
     max_concurrent: int = 8
     stagger_delay_ms: int = Field(default=500, ge=0)
     timeouts: dict[str, RoleTimeout] = Field(default_factory=dict)
+    # When true, builder changes outside the stream's file scope are reverted
+    # before the quality gates run; otherwise they are only reported.
+    enforce_file_scope: bool = False
+    pi: PiSettings = Field(default_factory=PiSettings)
 
     @field_validator("max_concurrent")
     @classmethod
@@ -123,6 +137,30 @@ class AgentSettings(_Strict):
         if value <= 0:
             return FALLBACK_MAX_CONCURRENT
         return value
+
+
+class RuntimeAuth(_Strict):
+    """How an agent runtime gets its LLM provider credential.
+
+    ``native`` leaves authentication to the runtime and the sandbox's own
+    environment. ``tack`` resolves ``providers.<credential_ref>`` from
+    credentials.yaml and passes it to each agent command's environment.
+    """
+
+    mode: Literal["tack", "native"] = "native"
+    runtime: str = ""
+    provider: str = ""
+    method: Literal["api_key", "oauth"] = "api_key"
+    credential_ref: str = ""
+
+
+class ModelSettings(_Strict):
+    """Model names per use; an empty name leaves the choice to the runtime."""
+
+    default: str = ""
+    agent: str = ""
+    planner: str = ""
+    small_tasks: str = ""
 
 
 class GitSettings(_Strict):
@@ -158,6 +196,8 @@ class TackConfig(_Strict):
     blueprint: str = ""
     planning: PlanningSettings = Field(default_factory=PlanningSettings)
     merge: MergeSettings = Field(default_factory=MergeSettings)
+    runtime_auth: RuntimeAuth = Field(default_factory=RuntimeAuth)
+    models: ModelSettings = Field(default_factory=ModelSettings)
 
 
 def user_config_path() -> Path:
