@@ -168,7 +168,8 @@ class Orchestrator:
     def run(self) -> Objective:
         """Run from the saved step until the objective finishes or waits."""
         objective = self.objective
-        if objective.step_id is None and objective.status is ObjectiveStatus.PLANNING:
+        fresh = (ObjectiveStatus.PLANNING, ObjectiveStatus.APPROVED)
+        if objective.step_id is None and objective.status in fresh:
             with self.ctx.locked():
                 objective.step_id = self.top.entry().id
 
