@@ -4,7 +4,7 @@ Streams whose dependencies are merged run in a thread pool capped at
 ``agents.max_concurrent``, started at least ``agents.stagger_delay_ms`` apart.
 Merges run one at a time on a separate thread as soon as a stream is merge
 ready, so a dependent stream can branch from the merge branch that already
-holds the work it depends on.
+contains the work it depends on.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class StepFailure:
-    """Why a step failed, and the context a rerun should see."""
+    """A failed step: its failure kind, summary and the context for a rerun."""
 
     kind: FailureKind
     summary: str
@@ -234,7 +234,7 @@ def _run_step(
 def agent_env(
     ctx: RunContext, role: str, name: str, stream: Stream | None
 ) -> dict[str, str]:
-    """Return the TACK_* environment an agent gets; it never holds a credential."""
+    """Return the TACK_* environment of an agent, which contains no credential."""
     objective = ctx.objective
     env = {
         "TACK_DAEMON_URL": ctx.config.daemon.external_url,

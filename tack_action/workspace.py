@@ -75,7 +75,7 @@ def _prepare(ctx: RunContext, sandbox: Sandbox, branch: str, start_point: str) -
 
     remote = ctx.remote_sha(sandbox, branch)
     if git.current_branch(sandbox) != branch:
-        # A branch already pushed to origin holds earlier work: continue it.
+        # A branch already pushed to origin contains earlier work, so continue it.
         origin_ref = f"origin/{branch}" if remote else start_point
         git.checkout_new_branch(sandbox, branch, origin_ref)
     base_sha = git.head_sha(sandbox, start_point)
