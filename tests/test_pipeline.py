@@ -415,3 +415,78 @@ def test_status_json_lists_streams(tmp_path: Path) -> None:
 
 def test_sample_files_pass_their_own_tests() -> None:
     assert "tests/test_words.py" in SAMPLE_FILES
+
+
+def _three_independent(sleep: float = 0.0) -> dict:
+    titles = ["One", "Two", "Three"]
+    return {
+        "plan": plan_text([_stream(t, [f"{t.lower()}.txt"]) for t in titles]),
+        "builders": {
+            t.lower(): [{"files": {f"{t.lower()}.txt": t}, "sleep": sleep}]
+            for t in titles
+        },
+    }
+
+
+def test_max_concurrent_one_runs_streams_serially(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path / "work",
+        _three_independent(),
+        config={"agents": {"max_concurrent": 1}},
+    )
+    state = tmp_path / "state"
+
+    result = _invoke(state, "plan", "Three files", "--repo", str(repo), "--approve")
+
+    assert result.exit_code == 0, result.output
+    objective = _only_objective(state)
+    texts = [(e.stream_id, e.text) for e in objective.events if e.stream_id]
+    dispatched = [i for i, (_, text) in enumerate(texts) if text == "dispatched"]
+    ready = [i for i, (_, text) in enumerate(texts) if text == "merge ready"]
+    assert len(dispatched) == 3
+    # Each later stream starts only after the one before it finished.
+    assert dispatched[1] > ready[0]
+    assert dispatched[2] > ready[1]
+
+
+def test_builder_timeout_is_recorded_and_retried(tmp_path: Path) -> None:
+    script = {
+        "plan": plan_text([_stream("Slow", ["slow.txt"])]),
+        "builders": {
+            "slow": [
+                {"files": {"slow.txt": "late"}, "sleep": 5},
+                {"files": {"slow.txt": "on time"}},
+            ]
+        },
+    }
+    timeouts = {"builder": {"max_duration_minutes": 0.02}}
+    repo = make_repo(
+        tmp_path / "work", script, config={"agents": {"timeouts": timeouts}}
+    )
+    state = tmp_path / "state"
+
+    result = _invoke(state, "plan", "Slow", "--repo", str(repo), "--approve")
+
+    assert result.exit_code == 0, result.output
+    objective = _only_objective(state)
+    first = objective.ledger[0]
+    assert first.failure_kind == "agent_runtime_transient"
+    assert first.action == "retry_same_step"
+    assert "timed out" in first.error_summary
+    assert git(repo, "show", f"{objective.merge_branch}:slow.txt") == "on time"
+
+
+def test_builder_without_changes_is_no_work(tmp_path: Path) -> None:
+    script = {
+        "plan": plan_text([_stream("Nothing", ["nothing.txt"])]),
+        "builders": {"nothing": [{"files": {}}]},
+    }
+    repo = make_repo(tmp_path / "work", script)
+    state = tmp_path / "state"
+
+    result = _invoke(state, "plan", "Nothing", "--repo", str(repo), "--approve")
+
+    assert result.exit_code == 2, result.output
+    objective = _only_objective(state)
+    kinds = {a.failure_kind for a in objective.ledger}
+    assert kinds == {"no_work_done"}
