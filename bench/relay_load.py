@@ -4,8 +4,8 @@ For 1, 10 and 100 concurrent channels, one sender per channel posts signed
 callbacks back to back for a fixed time while one job per channel long-polls
 for them. Latency is from the start of the POST to the moment the job's
 long-poll returns the event. The same senders then post the same bodies to a
-bare Flask endpoint that only returns 200, under the same gunicorn settings;
-the ratio of the two throughputs is the relay's cost.
+bare Flask endpoint that only returns 200, under the same gunicorn settings.
+The ratio of the two throughputs is the relay's cost.
 
     .venv/bin/python bench/relay_load.py [--channels 1,10,100] [--seconds 5]
         [--db sqlite|postgresql://...]
@@ -230,7 +230,7 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="relay-bench-"))
     db_url = f"sqlite:///{workdir / 'relay.db'}" if args.db == "sqlite" else args.db
-    # Every waiting long-poll holds a thread, so the thread pool must exceed
+    # Every waiting long-poll occupies a thread, so the thread pool must exceed
     # the largest channel count; both servers get the same settings.
     env = {
         "RELAY_CALLBACK_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),

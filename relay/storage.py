@@ -29,7 +29,7 @@ class ChannelClosed(StorageError):
 
 
 class QuotaExceeded(StorageError):
-    """The channel already holds its maximum number of events or sandboxes."""
+    """The channel reached its maximum number of events or sandboxes."""
 
 
 @dataclass(frozen=True)

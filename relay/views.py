@@ -65,7 +65,7 @@ def state() -> RelayState:
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    """Liveness: the process answers; the database is not touched."""
+    """Return 200 while the process runs, without touching the database."""
     return jsonify(status="ok")
 
 
@@ -210,7 +210,7 @@ def stream_events(channel_id: str) -> Response:
     body = _sse_lines(relay, channel_id, after)
     response = Response(body, mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
-    # nginx buffers responses unless told otherwise, which would delay events.
+    # nginx buffers responses by default, which would delay events.
     response.headers["X-Accel-Buffering"] = "no"
     return response
 
@@ -248,7 +248,7 @@ def _sse_lines(relay: RelayState, channel_id: str, after: int) -> Iterator[str]:
 
 @bp.post("/v1/callbacks/<channel_id>/<sandbox>")
 def receive_callback(channel_id: str, sandbox: str) -> Response:
-    """Accept a Standard Webhooks callback; answer only after it is stored."""
+    """Store a Standard Webhooks callback and return 200 only after the commit."""
     relay = state()
     g.channel = channel_id
     body = request.get_data(cache=True)
@@ -309,7 +309,7 @@ def receive_mail(channel_id: str, sandbox: str) -> Response:
 
 @bp.get("/v1/callbacks/<channel_id>/<sandbox>/health")
 def callback_health(channel_id: str, sandbox: str) -> Response:
-    """Answer Tack's unauthenticated ``GET {TACK_DAEMON_URL}/health``."""
+    """Return 200 for Tack's unauthenticated ``GET {TACK_DAEMON_URL}/health``."""
     return jsonify(status="ok")
 
 

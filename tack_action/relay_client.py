@@ -124,7 +124,7 @@ class ChannelInfo:
 
 @dataclass(frozen=True)
 class SandboxCredentials:
-    """What a sandbox needs to post callbacks; secret and token are secrets."""
+    """Credentials a sandbox posts callbacks with; secret and token are secrets."""
 
     sandbox: str
     callback_url: str
@@ -147,7 +147,7 @@ class RelayEvent:
 
 @dataclass(frozen=True)
 class EventPage:
-    """One long-poll answer: events, the next cursor and the channel state."""
+    """One long-poll response: events, the next cursor and the channel state."""
 
     events: list[RelayEvent]
     next_after: int
@@ -259,7 +259,7 @@ class RelayClient:
         """Yield events from the cursor until the channel is closed and drained.
 
         With a CursorFile, each event's seq is saved when the caller asks for
-        the next one, so a job that crashes mid-event sees that event again.
+        the next one, so a job that crashes mid-event receives that event again.
         """
         after = cursor.load() if isinstance(cursor, CursorFile) else cursor
         while stop is None or not stop():
@@ -322,7 +322,7 @@ class RelayClient:
             if response.is_success:
                 return response.json()
             raise RelayClientError(
-                f"relay answered {method} {path} with {response.status_code}: "
+                f"relay returned {response.status_code} for {method} {path}: "
                 f"{_detail(response)}",
                 status=response.status_code,
             )

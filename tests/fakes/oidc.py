@@ -1,7 +1,7 @@
 """A loopback OIDC issuer shaped like GitHub Actions' token service.
 
 It has its own RSA key and serves the discovery document, the JWKS, and the
-runner's token request endpoint (ACTIONS_ID_TOKEN_REQUEST_URL), which answers
+runner's token request endpoint (ACTIONS_ID_TOKEN_REQUEST_URL), which returns
 ``{"value": <jwt>}`` for a bearer request token and an ``audience`` parameter.
 """
 

@@ -59,7 +59,7 @@ class RelayServer:
         return env
 
     def start(self) -> RelayServer:
-        """Start gunicorn and wait until /healthz answers."""
+        """Start gunicorn and wait until /healthz returns 200."""
         command = [
             sys.executable,
             "-m",
@@ -235,9 +235,9 @@ def _as_postgres_user(command: list[str]) -> list[str]:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """Return a Postgres URL: TEST_POSTGRES_URL, or a private server started here."""
-    given = os.environ.get("TEST_POSTGRES_URL")
-    if given:
-        yield given
+    configured = os.environ.get("TEST_POSTGRES_URL")
+    if configured:
+        yield configured
         return
 
     bindir = _postgres_bin()
