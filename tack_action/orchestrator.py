@@ -27,14 +27,16 @@ from .model import (
     ObjectiveStatus,
     Plan,
     PlanStatus,
+    Stream,
     StreamStatus,
 )
 from .planning import dependants, parse_plan_output, validate_plan
+from .sandbox import git
 from .sandbox.base import SandboxProvider
 from .sandbox.local import LocalProvider
 from .state import StateStore
 from .streams import run_role_agent, stream_blueprint
-from .workspace import delete_sandbox, planner_sandbox
+from .workspace import delete_sandbox, merger_sandbox, planner_sandbox
 
 log = logging.getLogger(__name__)
 
@@ -413,25 +415,63 @@ class Orchestrator:
         assert plan is not None
         succeeded = [s for s in plan.streams if s.status is StreamStatus.MERGED]
         failed = [s for s in plan.streams if s.status is not StreamStatus.MERGED]
-        body = [
-            "Automated PR created by tack-action.",
-            f"Objective: {objective.description}",
-            f"Objective ID: {objective.id}",
+        title, body = self._draft_pr(succeeded)
+        lines = [
+            body,
             "",
             "### Streams (succeeded)",
             *[f"- {s.title}" for s in succeeded],
         ]
         if failed:
-            body += ["", "### Streams (failed)", *[f"- {s.title}" for s in failed]]
+            lines += ["", "### Streams (failed)", *[f"- {s.title}" for s in failed]]
         url = ctx.forge.find_or_create_pull_request(
             head=objective.merge_branch,
             base=objective.base_branch,
-            title=objective.description.splitlines()[0][:120],
-            body="\n".join(body),
+            title=title,
+            body="\n".join(lines),
         )
         with ctx.locked():
             objective.pull_request_url = url
         ctx.emit(f"pull request {url}")
+
+    def _draft_pr(self, merged: list[Stream]) -> tuple[str, str]:
+        """Ask the pr-writer agent for a title and body, with Tack's fallbacks."""
+        objective = self.objective
+        title = objective.description.splitlines()[0][:120]
+        body = "\n".join(
+            [
+                "Automated PR created by tack-action.",
+                f"Objective: {objective.description}",
+                f"Objective ID: {objective.id}",
+            ]
+        )
+        ctx = self.ctx
+        if (
+            agent_command(ctx.config, "pr-writer") is None
+            and ctx.config.agents.runtime == "command"
+        ):
+            return title, body
+
+        base = f"origin/{objective.base_branch}"
+        try:
+            sandbox = merger_sandbox(ctx)
+            prompt = prompts.render_pr_writer(
+                objective.description,
+                streams_summary="\n".join(
+                    f"- {s.title}: {s.description}" for s in merged
+                ),
+                diffstat=git.diffstat(sandbox, base),
+                diff_excerpt=git.diff(sandbox, base),
+            )
+            result = run_role_agent(ctx, sandbox, "pr-writer", prompt)
+        except (TackError, OSError) as exc:
+            log.warning("pr-writer failed, using the fallback text: %s", exc)
+            return title, body
+        messages = result.parsed.messages or prompts.parse_messages(result.output)
+        if result.failure is None and messages.get("pr_title"):
+            title = messages["pr_title"][:200]
+            body = messages.get("pr_body") or body
+        return title, body
 
     def _complete(self) -> None:
         objective = self.objective

@@ -490,3 +490,33 @@ def test_builder_without_changes_is_no_work(tmp_path: Path) -> None:
     objective = _only_objective(state)
     kinds = {a.failure_kind for a in objective.ledger}
     assert kinds == {"no_work_done"}
+
+
+def test_create_pr_uses_pr_writer_once(tmp_path: Path) -> None:
+    from tack_action.orchestrator import Orchestrator, build_context, create_objective
+    from tack_action.planning import parse_plan_output
+
+    from .fakes.forge import RecordingForge
+
+    script = {
+        "builders": {"add-note": [{"files": {"README.md": "# t\n\nNote.\n"}}]},
+        "pull_request": {"title": "Add a note", "body": "## Summary\n\nA note."},
+    }
+    repo = make_repo(tmp_path / "work", script)
+    store = FileStateStore(tmp_path / "state")
+    plan = parse_plan_output(plan_text([_stream("Add note", ["README.md"])]))
+    objective = create_objective("Note", repo, store, plan=plan)
+    forge = RecordingForge()
+    ctx = build_context(objective, store, forge=forge)
+
+    result = Orchestrator(ctx).approve()
+
+    assert result.status is ObjectiveStatus.COMPLETED
+    assert len(forge.calls) == 1
+    call = forge.calls[0]
+    assert call["head"] == result.merge_branch
+    assert call["base"] == "main"
+    assert call["title"] == "Add a note"
+    assert "## Summary" in call["body"]
+    assert "### Streams (succeeded)\n- Add note" in call["body"]
+    assert result.pull_request_url == "https://forge.invalid/pull/1"

@@ -77,6 +77,18 @@ def _review(script: dict, slug: str) -> int:
     return 0
 
 
+def _write_pr(script: dict) -> int:
+    pull = script.get("pull_request", {})
+    title = pull.get("title", "Apply the planned streams")
+    body = pull.get(
+        "body",
+        "## Summary\n\nScripted by the demo agent.\n\n## Testing\n\nGates passed.",
+    )
+    print("$ git diff --stat")
+    print("TACK_MESSAGES:" + json.dumps({"pr_title": title, "pr_body": body}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--script", required=True, help="path of the JSON script")
@@ -92,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         return _plan(script)
     if role == "reviewer":
         return _review(script, slug)
+    if role == "pr-writer":
+        return _write_pr(script)
     return _build(script, slug, prompt)
 
 
