@@ -291,21 +291,22 @@ class SQLStore(Store):
         self, channel_id: str, owner_key: str, now: int, ttl_s: int
     ) -> tuple[Channel, bool]:
         """Return the owner's channel, creating it with channel_id when missing."""
+        # ON CONFLICT makes two concurrent opens for one owner return the same
+        # channel instead of failing on the UNIQUE owner_key constraint.
         with self._transaction(write=True) as cursor:
+            self._run(
+                cursor,
+                "INSERT INTO channels (id, owner_key, state, created_at, expires_at)"
+                " VALUES (?, ?, 'open', ?, ?) ON CONFLICT (owner_key) DO NOTHING",
+                [channel_id, owner_key, now, now + ttl_s],
+            )
             row = self._run(
                 cursor,
                 f"SELECT {_CHANNEL_COLUMNS} FROM channels WHERE owner_key = ?",
                 [owner_key],
             ).fetchone()
-            if row is not None:
-                return _channel(row), False
-            self._run(
-                cursor,
-                "INSERT INTO channels (id, owner_key, state, created_at, expires_at)"
-                " VALUES (?, ?, 'open', ?, ?)",
-                [channel_id, owner_key, now, now + ttl_s],
-            )
-        return Channel(channel_id, owner_key, "open", now, now + ttl_s, None, 0), True
+        channel = _channel(row)
+        return channel, channel.id == channel_id
 
     def get_channel(self, channel_id: str) -> Channel | None:
         """Return a channel by id, or None."""

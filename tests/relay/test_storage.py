@@ -174,3 +174,28 @@ def test_concurrent_appends_have_no_gaps(db_url: str) -> None:
         store.close()
     assert assigned == list(range(1, 101))
     assert stored == list(range(1, 101))
+
+
+def test_concurrent_open_returns_one_channel(db_url: str) -> None:
+    stores = [open_store(db_url) for _ in range(4)]
+    stores[0].migrate()
+    barrier = threading.Barrier(4)
+    results: list[tuple[str, bool]] = []
+
+    def open_one(index: int) -> None:
+        barrier.wait()
+        channel, created = stores[index].open_channel(
+            f"c{index}", "owner:same", NOW, 3600
+        )
+        results.append((channel.id, created))
+
+    threads = [threading.Thread(target=open_one, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    for store in stores:
+        store.close()
+    assert len({channel_id for channel_id, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
