@@ -285,7 +285,10 @@ class FakeDaytonaServer:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(sandbox.directory),
             "LANG": "C.UTF-8",
+            # Every real sandbox has a private /tmp.
+            "TMPDIR": str(sandbox.directory / ".tmp"),
         }
+        (sandbox.directory / ".tmp").mkdir(exist_ok=True)
         env.update(sandbox.data["env"])
         env.update(extra or {})
         return env
