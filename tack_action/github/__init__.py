@@ -1,0 +1,1 @@
+"""The GitHub Action: events, trust, the tracking comment, pull requests and outputs."""
