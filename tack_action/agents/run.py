@@ -1,17 +1,23 @@
 """Run one agent session in a sandbox, with an idle limit and a wall clock.
 
-The loop is the same for every runtime. It uploads the prompt and starts the
-runtime's command in the background. It then passes new output lines through
-the runtime's parser to report activity, and stops the command when it goes
-silent for too long or runs past its maximum duration.
+The loop is the same for every runtime. It checks that the runtime's CLI runs
+in the sandbox, uploads the prompt and starts the runtime's command in the
+background under the in-sandbox runner (``runner.py``), which keeps the raw
+output in ``<tmpdir>/agents/<name>.log``, writes the exit status to
+``<tmpdir>/agents/<name>.exit`` and posts callbacks when a relay is set. It
+then passes new output lines through the runtime's parser to report activity,
+and stops the command when it goes silent for too long or runs past its
+maximum duration.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import shlex
 import time
 from collections.abc import Callable
+from importlib import resources
 
 from ..errors import AgentError, SandboxError
 from ..recovery import FailureKind
@@ -24,6 +30,13 @@ logger = logging.getLogger(__name__)
 OUTPUT_TAIL_CHARS = 2000
 
 _AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+# Files uploaded into every sandbox to run agents; both use only the stdlib.
+RUNNER_FILES = ("runner.py", "transcript.py")
+
+# The variable that carries the callback signing secret to the runner, which
+# removes it from the agent's environment.
+CALLBACK_SECRET_VARIABLE = "TACK_CALLBACK_SECRET"
 
 
 def run_agent(
@@ -88,6 +101,79 @@ def kill_command(sandbox: Sandbox, command_id: str) -> None:
     logger.info("killed command %s in sandbox %s", command_id, sandbox.id)
 
 
+def session_paths(sandbox: Sandbox, name: str) -> tuple[str, str]:
+    """Return the (raw log, exit status file) paths of an agent session."""
+    return (
+        f"{sandbox.tmpdir}/agents/{name}.log",
+        f"{sandbox.tmpdir}/agents/{name}.exit",
+    )
+
+
+def read_exit_status(sandbox: Sandbox, name: str) -> int | None:
+    """Return the exit status the runner wrote for a session, or None if none yet.
+
+    This confirms that a session ended when its command handle is gone, for
+    example after the orchestrator restarted.
+    """
+    _, exit_path = session_paths(sandbox, name)
+    try:
+        text = sandbox.download(exit_path).decode("utf-8", "replace").strip()
+    except SandboxError:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        logger.warning("exit status file %s holds %r, not a number", exit_path, text)
+        return None
+
+
+def runner_command(
+    sandbox: Sandbox, request: AgentRequest, command: str, output_format: str
+) -> str:
+    """Upload the runner and return the shell command that runs ``command`` under it.
+
+    Without ``python3`` in the sandbox, a bash fallback still keeps the log
+    and the exit status file but sends no callbacks.
+    """
+    runner_dir = f"{sandbox.tmpdir}/tack-runner"
+    package = resources.files(__package__)
+    for name in RUNNER_FILES:
+        sandbox.upload(package.joinpath(name).read_bytes(), f"{runner_dir}/{name}")
+
+    log_path, exit_path = session_paths(sandbox, request.name)
+    runner = shlex.join(
+        [
+            "python3",
+            f"{runner_dir}/runner.py",
+            "--name",
+            request.name,
+            "--format",
+            output_format,
+            "--log",
+            log_path,
+            "--exit-file",
+            exit_path,
+            "--workdir",
+            sandbox.workdir,
+            "--",
+            command,
+        ]
+    )
+    log, exit_file = shlex.quote(log_path), shlex.quote(exit_path)
+    fallback = (
+        f"unset {CALLBACK_SECRET_VARIABLE}\n"
+        f"mkdir -p {shlex.quote(f'{sandbox.tmpdir}/agents')}\n"
+        f"bash -c {shlex.quote(command)} 2>&1 | tee -a {log}\n"
+        "status=${PIPESTATUS[0]}\n"
+        f'printf "%s\\n" "$status" > {exit_file}\n'
+        'exit "$status"'
+    )
+    script = (
+        f"if command -v python3 >/dev/null 2>&1; then\n  exec {runner}\nfi\n{fallback}"
+    )
+    return f"bash -c {shlex.quote(script)}"
+
+
 def _start(
     sandbox: Sandbox, runtime: AgentRuntime, request: AgentRequest
 ) -> CommandHandle:
@@ -96,12 +182,18 @@ def _start(
             f"Invalid agent name {request.name!r}: use letters, digits, '.', '_' "
             "and '-', starting with a letter or digit."
         )
+    verify = getattr(runtime, "verify", None)
+    if callable(verify):
+        verify(sandbox)
+
     prompt_path = f"{sandbox.tmpdir}/prompts/{request.name}.md"
     sandbox.upload(request.prompt.encode("utf-8"), prompt_path)
 
     command, runtime_env = runtime.command(request, prompt_path)
+    output_format = getattr(runtime, "output_format", "text")
+    wrapped = runner_command(sandbox, request, command, output_format)
     env = {**request.env, **runtime_env}
-    handle = sandbox.start_command(command, env=env)
+    handle = sandbox.start_command(wrapped, env=env)
     logger.info(
         "started agent %s (%s, runtime %s) as command %s in sandbox %s",
         request.name,
