@@ -677,7 +677,12 @@ def check_model_provider(provider: str, api_key: str) -> CheckResult:
         return CheckResult(provider, None, f"the key can list models at {base}.")
 
     # Gemini answers an invalid key with 400 and reason API_KEY_INVALID.
-    if response.status_code == 400 and "API_KEY_INVALID" in response.text:
+    # NOTE: xAI's 400 "Incorrect API key provided" is taken from its error
+    # output as users report it, not from a published reference.
+    wrong_key_markers = ("API_KEY_INVALID", "Incorrect API key")
+    if response.status_code == 400 and any(
+        marker in response.text for marker in wrong_key_markers
+    ):
         return _wrong_key(provider, url, response)
     return _http_failure(provider, url, response)
 
@@ -732,6 +737,17 @@ def check_daytona(api_key: str, api_url: str) -> CheckResult:
             "sandbox.daytona.api_url and DAYTONA_API_URL.",
         )
     except DaytonaError as exc:
+        # Refused or dropped connections reach us as a plain DaytonaError
+        # raised from urllib3's MaxRetryError.
+        cause = _transport_cause(exc)
+        if exc.status_code is None and cause is not None:
+            return CheckResult(
+                "daytona",
+                Failure.NO_NETWORK,
+                f"cannot reach {api_url}: {cause}. Check the network, or "
+                "sandbox.daytona.api_url and DAYTONA_API_URL.",
+            )
+
         status = exc.status_code or "no status"
         return CheckResult(
             "daytona",
@@ -741,6 +757,21 @@ def check_daytona(api_key: str, api_url: str) -> CheckResult:
 
     listed = "one sandbox" if found is not None else "no sandboxes"
     return CheckResult("daytona", None, f"the key listed {listed} at {api_url}.")
+
+
+def _transport_cause(error: BaseException) -> str | None:
+    """Return the innermost OS-level reason in an exception chain, if any."""
+    import urllib3
+
+    reason: str | None = None
+    current: BaseException | None = error
+    while current is not None:
+        if isinstance(current, OSError) and current.strerror:
+            reason = current.strerror
+        elif isinstance(current, urllib3.exceptions.HTTPError) and reason is None:
+            reason = type(current).__name__
+        current = current.__cause__ or current.__context__
+    return reason
 
 
 def check_github(token: str, host: str, repo_dir: Path) -> CheckResult:
