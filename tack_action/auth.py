@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import Enum
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -788,18 +789,22 @@ def check_github(token: str, host: str, repo_dir: Path) -> CheckResult:
     except httpx.TransportError as exc:
         return _network_failure("github", url, exc, "GITHUB_API_URL")
 
-    if response.status_code != 200:
+    # Installation tokens, such as the Actions GITHUB_TOKEN, have no user:
+    # GitHub answers 403 "Resource not accessible by integration".
+    if response.status_code == 403 and "by integration" in _server_message(response):
+        identity = "the token is a GitHub App installation token"
+        details = ["Its permissions are set per repository by the app."]
+    elif response.status_code == 200:
+        login = _json_field(response, "login") or "an unknown user"
+        identity = f"the token belongs to {login}"
+        details = [_describe_scopes(response.headers.get("X-OAuth-Scopes"))]
+    else:
         return _http_failure("github", url, response)
-
-    login = _json_field(response, "login") or "an unknown user"
-    details = [_describe_scopes(response.headers.get("X-OAuth-Scopes"))]
 
     origin = _origin_repository(repo_dir, host)
     if isinstance(origin, str):
         details.append(origin)
-        return CheckResult(
-            "github", None, f"the token belongs to {login}.", tuple(details)
-        )
+        return CheckResult("github", None, f"{identity}.", tuple(details))
 
     owner, name = origin
     url = f"{base}/repos/{owner}/{name}"
@@ -812,8 +817,8 @@ def check_github(token: str, host: str, repo_dir: Path) -> CheckResult:
         return CheckResult(
             "github",
             Failure.NO_PUSH_PERMISSION,
-            f"{url} answered 404 Not Found: the token belongs to {login} but "
-            f"cannot see {owner}/{name}. Give the token access to the repository.",
+            f"{url} answered 404 Not Found: {identity} but cannot see "
+            f"{owner}/{name}. Give the token access to the repository.",
             tuple(details),
         )
 
@@ -821,18 +826,28 @@ def check_github(token: str, host: str, repo_dir: Path) -> CheckResult:
         return _http_failure("github", url, response)
 
     permissions = _json_field(response, "permissions")
+    installation = identity.endswith("installation token")
+    if not isinstance(permissions, dict) and installation:
+        # NOTE: GitHub may leave `permissions` out for installation tokens,
+        # whose write access comes from the workflow's `permissions:` block.
+        details.append(
+            f"GitHub did not report its permissions on {owner}/{name}; the "
+            "workflow needs `permissions: contents: write` to push."
+        )
+        return CheckResult("github", None, f"{identity}.", tuple(details))
+
     if not isinstance(permissions, dict) or permissions.get("push") is not True:
         return CheckResult(
             "github",
             Failure.NO_PUSH_PERMISSION,
-            f"the token belongs to {login} but cannot push to {owner}/{name}. "
+            f"{identity} but cannot push to {owner}/{name}. "
             "Use a token with write access (classic: the repo scope; "
             "fine-grained: Contents read and write).",
             tuple(details),
         )
 
     details.append(f"It can push to {owner}/{name}.")
-    return CheckResult("github", None, f"the token belongs to {login}.", tuple(details))
+    return CheckResult("github", None, f"{identity}.", tuple(details))
 
 
 def _github_api_url(host: str) -> str:
@@ -939,6 +954,15 @@ def _get(url: str, headers: dict[str, str]) -> httpx.Response:
         return client.get(url, headers=headers)
 
 
+def _status_text(response: httpx.Response) -> str:
+    """Return the status code and its standard phrase, such as ``401 Unauthorized``."""
+    try:
+        phrase = HTTPStatus(response.status_code).phrase
+    except ValueError:
+        phrase = response.reason_phrase
+    return f"{response.status_code} {phrase}"
+
+
 def _json_field(response: httpx.Response, name: str) -> Any:
     try:
         body = response.json()
@@ -973,7 +997,7 @@ def _wrong_key(provider: str, url: str, response: httpx.Response) -> CheckResult
     return CheckResult(
         provider,
         Failure.WRONG_KEY,
-        f"{url} answered {response.status_code} {response.reason_phrase}, so the "
+        f"{url} answered {_status_text(response)}, so the "
         f"key is wrong or was revoked. Store a valid key with "
         f"`tack-action auth add {provider}`.",
     )
@@ -989,7 +1013,7 @@ def _http_failure(provider: str, url: str, response: httpx.Response) -> CheckRes
         return CheckResult(
             provider,
             Failure.RATE_LIMITED,
-            f"{url} answered {status} {response.reason_phrase}: rate limited"
+            f"{url} answered {_status_text(response)}: rate limited"
             f"{wait}. The key was not checked.",
         )
 
@@ -1009,7 +1033,7 @@ def _http_failure(provider: str, url: str, response: httpx.Response) -> CheckRes
     return CheckResult(
         provider,
         Failure.UNEXPECTED_RESPONSE,
-        f"{url} answered {status} {response.reason_phrase}{detail}.",
+        f"{url} answered {_status_text(response)}{detail}.",
     )
 
 

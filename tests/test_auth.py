@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import re
 import socket
@@ -11,13 +10,13 @@ import stat
 import subprocess
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from flask import Response, request
 
 from tack_action import auth as auth_module
 from tack_action.auth import (
@@ -34,6 +33,7 @@ from tack_action.auth import (
 from tack_action.commands.auth import auth
 from tack_action.credentials import load_credentials
 from tests.fakes.daytona_server import FakeDaytonaServer
+from tests.fakes.github_server import FakeGitHub
 from tests.fakes.model_providers import SHAPES, FakeModelProvider
 
 # A secret that must never appear in any output, log or error message.
@@ -744,91 +744,49 @@ def test_daytona_test_uses_config_api_url(
 # Testing GitHub.
 
 
-class GitHubStub:
-    """A loopback stand-in for GET /user and GET /repos/{owner}/{repo}."""
+class ScopedFakeGitHub(FakeGitHub):
+    """The shared fake GitHub plus token scopes, push permission and fault headers."""
 
-    def __init__(self, token: str) -> None:
-        self.token = token
+    def __init__(self, root: Path, **options: Any) -> None:
+        # Classic tokens carry X-OAuth-Scopes; None imitates a fine-grained one.
         self.scopes: str | None = "repo, workflow"
-        self.repos: dict[str, dict[str, Any]] = {}
-        self.next_status: tuple[int, dict[str, str]] | None = None
-        self.paths: list[str] = []
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _GitHubHandler)
-        self._httpd.daemon_threads = True
-        self._httpd.stub = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, args=(0.05,), daemon=True
-        )
+        self.push = True
+        self.error_headers: dict[str, str] = {}
+        super().__init__(root, **options)
 
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+    def _repo_json(self) -> dict[str, Any]:
+        data = super()._repo_json()
+        data["permissions"]["push"] = self.push
+        return data
 
-    def __enter__(self) -> GitHubStub:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-
-class _GitHubHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        stub: GitHubStub = self.server.stub  # type: ignore[attr-defined]
-        stub.paths.append(self.path)
-        if stub.next_status is not None:
-            status, headers = stub.next_status
-            stub.next_status = None
-            self._send(status, {"message": "Injected"}, headers)
-            return
-
-        if self.headers.get("Authorization") != f"Bearer {stub.token}":
-            self._send(401, {"message": "Bad credentials"})
-            return
-
-        if self.path == "/user":
-            headers = {} if stub.scopes is None else {"X-OAuth-Scopes": stub.scopes}
-            self._send(200, {"login": "octocat", "id": 1}, headers)
-            return
-
-        repo = stub.repos.get(self.path.removeprefix("/repos/"))
-        if repo is None:
-            self._send(404, {"message": "Not Found"})
-            return
-        self._send(200, repo)
-
-    def _send(
-        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(raw)
+    def _after(self, response: Response) -> Response:
+        response = super()._after(response)
+        if request.path == "/user" and response.status_code == 200 and self.scopes:
+            response.headers["X-OAuth-Scopes"] = self.scopes
+        if response.status_code >= 400:
+            response.headers.update(self.error_headers)
+        return response
 
 
 @pytest.fixture
-def github_stub(
-    credentials_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[GitHubStub]:
-    stub = GitHubStub(CANARY)
-    stub.repos["octo/widgets"] = {
-        "full_name": "octo/widgets",
-        "permissions": {"admin": False, "push": True, "pull": True},
-    }
-    with stub:
-        monkeypatch.setenv("GITHUB_API_URL", stub.url)
-        yield stub
+def github_fake(
+    tmp_path: Path, credentials_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ScopedFakeGitHub]:
+    fake = ScopedFakeGitHub(
+        tmp_path / "github",
+        owner="octo",
+        repo="widgets",
+        token=CANARY,
+        identity="octocat",
+        user_endpoint=True,
+    )
+    with fake:
+        monkeypatch.setenv("GITHUB_API_URL", fake.url)
+        yield fake
+
+
+def github_paths(fake: FakeGitHub) -> list[str]:
+    return [record.path for record in fake.requests]
 
 
 def init_repo(origin: str | None) -> None:
@@ -837,7 +795,7 @@ def init_repo(origin: str | None) -> None:
         subprocess.run(["git", "remote", "add", "origin", origin], check=True)
 
 
-def test_github_round_trip_add_list_test_remove(github_stub: GitHubStub) -> None:
+def test_github_round_trip_add_list_test_remove(github_fake: ScopedFakeGitHub) -> None:
     init_repo("https://github.com/octo/widgets.git")
 
     added = invoke("add", "github", input=f"{CANARY}\n")
@@ -851,16 +809,35 @@ def test_github_round_trip_add_list_test_remove(github_stub: GitHubStub) -> None
     assert "github: OK, the token belongs to octocat." in tested.output
     assert "classic token with scopes repo, workflow." in tested.output
     assert "It can push to octo/widgets." in tested.output
-    assert github_stub.paths == ["/user", "/repos/octo/widgets"]
+    assert github_paths(github_fake) == ["/user", "/repos/octo/widgets"]
     assert removed.exit_code == 0, removed.output
     assert load_credentials().git is None
     for result in (added, listed, tested, removed):
         assert_no_canary(result.output)
 
 
-def test_github_test_reports_no_push(github_stub: GitHubStub) -> None:
+def test_github_test_accepts_installation_token(
+    tmp_path: Path, credentials_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Actions GITHUB_TOKEN gets 403 from GET /user.
+    fake = ScopedFakeGitHub(
+        tmp_path / "github", owner="octo", repo="widgets", token=CANARY
+    )
+    init_repo("https://github.com/octo/widgets.git")
+    add_credential("github", CANARY)
+
+    with fake:
+        monkeypatch.setenv("GITHUB_API_URL", fake.url)
+        result = invoke("test", "github")
+
+    assert result.exit_code == 0, result.output
+    assert "GitHub App installation token" in result.output
+    assert "It can push to octo/widgets." in result.output
+
+
+def test_github_test_reports_no_push(github_fake: ScopedFakeGitHub) -> None:
     init_repo("git@github.com:octo/widgets.git")
-    github_stub.repos["octo/widgets"]["permissions"]["push"] = False
+    github_fake.push = False
     add_credential("github", CANARY)
 
     result = invoke("test", "github")
@@ -870,8 +847,9 @@ def test_github_test_reports_no_push(github_stub: GitHubStub) -> None:
     assert "cannot push to octo/widgets" in result.stderr
 
 
-def test_github_test_reports_hidden_repository(github_stub: GitHubStub) -> None:
+def test_github_test_reports_hidden_repository(github_fake: ScopedFakeGitHub) -> None:
     init_repo("https://github.com/octo/secret-repo")
+    github_fake.fail("GET", "/repos/octo/secret-repo", status=404)
     add_credential("github", CANARY)
 
     result = invoke("test", "github")
@@ -881,9 +859,9 @@ def test_github_test_reports_hidden_repository(github_stub: GitHubStub) -> None:
     assert "cannot see octo/secret-repo" in result.stderr
 
 
-def test_github_test_fine_grained_token(github_stub: GitHubStub) -> None:
+def test_github_test_fine_grained_token(github_fake: ScopedFakeGitHub) -> None:
     init_repo("https://github.com/octo/widgets.git")
-    github_stub.scopes = None
+    github_fake.scopes = None
     add_credential("github", CANARY)
 
     result = invoke("test", "github")
@@ -892,9 +870,9 @@ def test_github_test_fine_grained_token(github_stub: GitHubStub) -> None:
     assert "fine-grained or app token" in result.output
 
 
-def test_github_test_warns_without_repo_scope(github_stub: GitHubStub) -> None:
+def test_github_test_warns_without_repo_scope(github_fake: ScopedFakeGitHub) -> None:
     init_repo(None)
-    github_stub.scopes = "read:org"
+    github_fake.scopes = "read:org"
     add_credential("github", CANARY)
 
     result = invoke("test", "github")
@@ -902,10 +880,10 @@ def test_github_test_warns_without_repo_scope(github_stub: GitHubStub) -> None:
     assert result.exit_code == 0, result.output
     assert "without repo" in result.output
     assert "with an origin remote" in result.output
-    assert github_stub.paths == ["/user"]
+    assert github_paths(github_fake) == ["/user"]
 
 
-def test_github_test_skips_other_host_origin(github_stub: GitHubStub) -> None:
+def test_github_test_skips_other_host_origin(github_fake: ScopedFakeGitHub) -> None:
     init_repo("https://gitlab.com/octo/widgets.git")
     add_credential("github", CANARY)
 
@@ -915,7 +893,7 @@ def test_github_test_skips_other_host_origin(github_stub: GitHubStub) -> None:
     assert "origin is on gitlab.com" in result.output
 
 
-def test_github_test_reports_wrong_token(github_stub: GitHubStub) -> None:
+def test_github_test_reports_wrong_token(github_fake: ScopedFakeGitHub) -> None:
     add_credential("github", "ghp-" + CANARY[::-1])
 
     result = invoke("test", "github")
@@ -925,12 +903,10 @@ def test_github_test_reports_wrong_token(github_stub: GitHubStub) -> None:
     assert "401 Unauthorized" in result.stderr
 
 
-def test_github_test_reports_rate_limit(github_stub: GitHubStub) -> None:
+def test_github_test_reports_rate_limit(github_fake: ScopedFakeGitHub) -> None:
     add_credential("github", CANARY)
-    github_stub.next_status = (
-        403,
-        {"X-RateLimit-Remaining": "0", "Retry-After": "30"},
-    )
+    github_fake.fail("GET", "/user", status=403)
+    github_fake.error_headers = {"X-RateLimit-Remaining": "0", "Retry-After": "30"}
 
     result = invoke("test", "github")
 
@@ -939,9 +915,10 @@ def test_github_test_reports_rate_limit(github_stub: GitHubStub) -> None:
     assert "retry after 30 seconds" in result.stderr
 
 
-def test_github_test_reports_forbidden(github_stub: GitHubStub) -> None:
+def test_github_test_reports_forbidden(github_fake: ScopedFakeGitHub) -> None:
     add_credential("github", CANARY)
-    github_stub.next_status = (403, {"X-RateLimit-Remaining": "4999"})
+    github_fake.fail("GET", "/user", status=403)
+    github_fake.error_headers = {"X-RateLimit-Remaining": "4999"}
 
     result = invoke("test", "github")
 
