@@ -96,9 +96,13 @@ class CliRuntime:
         """Return the shell command that starts the CLI on the prompt file."""
         raise NotImplementedError
 
+    def reader(self) -> TranscriptReader:
+        """Return a new incremental reader of this CLI's output format."""
+        return TranscriptReader(self.output_format)
+
     def parse(self, output: str) -> AgentOutput:
         """Read activity lines, the final message, messages and cost from output."""
-        reader = TranscriptReader(self.output_format)
+        reader = self.reader()
         activity: list[str] = []
         for line in output.splitlines():
             activity.extend(reader.feed(line))

@@ -23,6 +23,7 @@ from ..errors import AgentError, SandboxError
 from ..recovery import FailureKind
 from ..sandbox.base import CommandHandle, Sandbox
 from .base import AgentRequest, AgentResult, AgentRuntime
+from .transcript import TranscriptReader
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +218,10 @@ def _watch(
     last_output = started
     seen_chars = 0
     consumed = 0
+    # Runtimes with JSON output read it with state that spans lines, such as
+    # the working directory from the first event, so one reader sees it all.
+    make_reader = getattr(runtime, "reader", None)
+    reader = make_reader() if callable(make_reader) else None
 
     while True:
         exit_code = handle.poll()
@@ -230,7 +235,7 @@ def _watch(
         # parsed once it has exited and can write no more.
         end = len(output) if exit_code is not None else output.rfind("\n") + 1
         if end > consumed:
-            _report(runtime, output[consumed:end], on_activity)
+            _report(runtime, reader, output[consumed:end], on_activity)
             consumed = end
 
         if exit_code is not None:
@@ -255,11 +260,18 @@ def _watch(
 
 
 def _report(
-    runtime: AgentRuntime, text: str, on_activity: Callable[[str], None] | None
+    runtime: AgentRuntime,
+    reader: TranscriptReader | None,
+    text: str,
+    on_activity: Callable[[str], None] | None,
 ) -> None:
     if on_activity is None:
         return
-    for line in runtime.parse(text).activity:
+    if reader is None:
+        lines = runtime.parse(text).activity
+    else:
+        lines = [line for raw in text.splitlines() for line in reader.feed(raw)]
+    for line in lines:
         on_activity(line)
 
 

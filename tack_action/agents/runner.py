@@ -37,10 +37,10 @@ import time
 import uuid
 
 if __package__:
-    from .transcript import TranscriptReader
+    from .transcript import SESSION_EVENT, TranscriptReader
 else:  # run as a script inside the sandbox, next to transcript.py
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from transcript import TranscriptReader  # type: ignore[no-redef]
+    from transcript import SESSION_EVENT, TranscriptReader  # type: ignore[no-redef]
 
 logger = logging.getLogger("tack-runner")
 
@@ -273,6 +273,13 @@ def _run_child(
 
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, forward)
+
+        if args.format != "text" and args.workdir:
+            session = {"type": SESSION_EVENT, "cwd": args.workdir, "agent": args.name}
+            line = (json.dumps(session) + "\n").encode()
+            log.write(line)
+            sys.stdout.buffer.write(line)
+            sys.stdout.buffer.flush()
 
         assert child.stdout is not None
         for raw in iter(child.stdout.readline, b""):

@@ -36,6 +36,10 @@ DONE_MARKER = "TACK_DONE:"
 COST_MARKER = "TACK_COST_USD:"
 _MARKERS = (MESSAGES_MARKER, DONE_MARKER, COST_MARKER)
 
+# The runner writes this JSON line before a JSON-format agent's output, so
+# that readers outside the sandbox can show paths relative to the checkout.
+SESSION_EVENT = "tack.session"
+
 # Claude Code tool names and the activity verb each one maps to.
 _CLAUDE_TOOLS = {
     "Read": "read",
@@ -72,7 +76,6 @@ class TranscriptReader:
         self._plain_lines: list[str] = []
         self._seen_items: set[str] = set()
         self._pi_cost = 0.0
-        self._pi_cost_seen = False
 
     def feed(self, line: str) -> list[str]:
         """Read one output line and return the activity lines it produced."""
@@ -85,6 +88,11 @@ class TranscriptReader:
             if line.strip():
                 self._keep_plain(line)
             return []
+        if event.get("type") == SESSION_EVENT:
+            cwd = event.get("cwd")
+            if isinstance(cwd, str) and cwd:
+                self.workdir = cwd.rstrip("/")
+            return []
         if self.format == "claude-code":
             return self._feed_claude(event)
         if self.format == "codex":
@@ -92,14 +100,14 @@ class TranscriptReader:
         return self._feed_pi(event)
 
     def finish(self) -> list[str]:
-        """Settle the final message at the end of output; return late activity."""
+        """Settle the final message at the end of output; return late activity.
+
+        Without any assistant reply, as when a CLI fails before its first
+        request, the last plain lines become the final message.
+        """
         if not self.final_message and self._plain_lines:
             self.final_message = "\n".join(self._plain_lines[-FALLBACK_MESSAGE_LINES:])
-        if self.done_summary or not self.final_message or self.format == "text":
-            return []
-        # A stream that ended without a completion event still finished its
-        # last reply; report it as done so the watch output shows the end.
-        return [self._done(_first_line(self.final_message))]
+        return []
 
     def summary(self) -> str:
         """Return a one-line summary of the session's result."""
@@ -270,10 +278,11 @@ class TranscriptReader:
             return self._pi_tool(event.get("toolName"), event.get("args"))
 
         if kind == "message_end":
-            self._pi_message(event.get("message"))
-            return []
+            return self._pi_message(event.get("message"))
 
-        if kind == "agent_end":
+        # Print mode may end without agent_end, so a reply that stops the turn
+        # counts as completion too; whichever comes first is reported.
+        if kind == "agent_end" and not self.done_summary:
             return [self._done(self._reply_summary())]
         return []
 
@@ -289,9 +298,9 @@ class TranscriptReader:
             return [f"{verb} {self._relative(path)}"[:ACTIVITY_MAX_CHARS]]
         return []
 
-    def _pi_message(self, message: object) -> None:
+    def _pi_message(self, message: object) -> list[str]:
         if not isinstance(message, dict) or message.get("role") != "assistant":
-            return
+            return []
         texts = [
             block["text"]
             for block in _blocks(message.get("content"))
@@ -306,12 +315,15 @@ class TranscriptReader:
         total = cost.get("total") if isinstance(cost, dict) else None
         if _is_cost(total):
             self._pi_cost += float(total)
-            self._pi_cost_seen = True
             self.cost_usd = round(self._pi_cost, 6)
 
-        if message.get("stopReason") == "error":
-            error = message.get("errorMessage") or "the model request failed"
+        stop = message.get("stopReason")
+        if stop in ("error", "aborted"):
+            error = message.get("errorMessage") or f"the model request ended: {stop}"
             self.error = str(error)[:ACTIVITY_MAX_CHARS]
+        if stop == "stop" and not self.done_summary:
+            return [self._done(self._reply_summary())]
+        return []
 
     # --- helpers ----------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Fake coding-agent CLIs (``claude``, ``codex``, ``pi``) that replay transcripts."""
