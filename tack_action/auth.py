@@ -1,7 +1,7 @@
 """Adding, listing, testing and removing entries of Tack's ``credentials.yaml``.
 
 Writes edit the file with ruamel.yaml's round-trip mode, so other entries and
-comments survive. Each write holds an exclusive ``flock`` on
+comments survive. Each write takes an exclusive ``flock`` on
 ``credentials.yaml.lock`` beside the file for the whole read-modify-write, and
 replaces the file atomically with a temporary file created at mode 0600, so a
 second writer waits instead of losing its entry and readers never see half a
@@ -162,7 +162,7 @@ def _check_known(provider: str, path: Path) -> None:
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What one write of the credentials file did."""
+    """The outcome of one write of the credentials file."""
 
     path: Path
     key: str
@@ -580,7 +580,7 @@ def mask(value: str) -> None:
 
 
 class Failure(str, Enum):
-    """Why ``auth test`` failed; each kind needs a different fix."""
+    """The kind of ``auth test`` failure. Each kind needs a different fix."""
 
     NOT_CONFIGURED = "not configured"
     WRONG_KEY = "wrong key"
@@ -677,7 +677,7 @@ def check_model_provider(provider: str, api_key: str) -> CheckResult:
     if response.status_code == 200:
         return CheckResult(provider, None, f"the key can list models at {base}.")
 
-    # Gemini answers an invalid key with 400 and reason API_KEY_INVALID.
+    # Gemini rejects an invalid key with 400 and reason API_KEY_INVALID.
     # NOTE: xAI's 400 "Incorrect API key provided" is taken from its error
     # output as users report it, not from a published reference.
     wrong_key_markers = ("API_KEY_INVALID", "Incorrect API key")
@@ -789,8 +789,8 @@ def check_github(token: str, host: str, repo_dir: Path) -> CheckResult:
     except httpx.TransportError as exc:
         return _network_failure("github", url, exc, "GITHUB_API_URL")
 
-    # Installation tokens, such as the Actions GITHUB_TOKEN, have no user:
-    # GitHub answers 403 "Resource not accessible by integration".
+    # Installation tokens, such as the Actions GITHUB_TOKEN, have no user, so
+    # GitHub returns 403 "Resource not accessible by integration".
     if response.status_code == 403 and "by integration" in _server_message(response):
         identity = "the token is a GitHub App installation token"
         details = ["Its permissions are set per repository by the app."]

@@ -1,6 +1,6 @@
 """Loopback fakes of the model providers' model-listing endpoints.
 
-Each fake answers the cheapest authenticated request of one provider (listing
+Each fake serves the cheapest authenticated request of one provider (listing
 models) with that provider's status codes and body shapes: a valid key gets a
 one-model page, a wrong key gets the provider's own rejection. Gemini and xAI
 answer a wrong key with 400, the others with 401. Point the provider's base
@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 @dataclass(frozen=True)
 class ProviderShape:
-    """How one provider's API authenticates and answers the models request."""
+    """The authentication and models response of one provider's API."""
 
     base_url_env: str
     # Appended to the server URL to form the base URL a client is given;
@@ -224,7 +224,7 @@ class FakeModelProvider:
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        """Answer the next request with ``status``, whatever its key."""
+        """Fail the next request with ``status``, whatever its key."""
         payload = body if body is not None else {"error": {"message": f"{status}"}}
         with self._lock:
             self._faults.append(_Fault(status, payload, dict(headers or {})))
