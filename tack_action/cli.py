@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .commands.auth import auth
 from .config import load_config
 from .demo import OBJECTIVE, create_sample_repo
 from .errors import TackError
@@ -259,3 +260,7 @@ def _check_demo_tests(repo: Path, branch: str) -> None:
     if result.returncode != 0:
         click.echo(result.stderr[-2000:], err=True)
         sys.exit(1)
+
+
+# Command groups defined in their own modules.
+main.add_command(auth)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import prompts, scheduler
 from .agents.command import CommandRuntime
+from .auth import mask
 from .blueprints import Step, load_blueprints, resolve_blueprint
 from .config import TackConfig, agent_command, load_config, worktree_root
 from .context import RunContext
@@ -90,7 +91,9 @@ def make_provider(
         or os.environ.get("DAYTONA_API_KEY")
         or find_daytona_api_key(load_credentials(), config)
     )
-    if not key:
+    if key:
+        mask(key)
+    else:
         raise ConfigError(
             "sandbox.provider",
             "daytona",
