@@ -106,8 +106,9 @@ class ActionRun:
             settings.github_token,
             settings.api_url,
             seconds_between_writes=settings.write_interval_s,
+            backoff_s=settings.retry_backoff_s,
         )
-        self.repo: Repository = self.gh.get_repo(settings.repository, lazy=True)
+        self.repo: Repository = self.gh.get_repo(settings.repository)
         self.run_info = RunInfo(url=settings.run_url)
         self.store: CommentStateStore | None = None
         self.issue: Issue | None = None
@@ -466,6 +467,9 @@ def run_action(env: Mapping[str, str], out: TextIO | None = None) -> Outcome:
             runner.write_outputs(settings.output_path, {"status": "ignored"})
             return Outcome(0)
         return ActionRun(settings, out).handle(trigger)
+    except StaleStateError as exc:
+        runner.error(str(exc), title="tack: stale state", out=out)
+        return Outcome(1)
     except TackError as exc:
         runner.error(str(exc), title="tack: run failed", out=out)
         runner.append_summary(settings.summary_path, render_error(str(exc)))

@@ -162,16 +162,15 @@ def status_label(objective: Objective) -> str:
 
 
 def sync_labels(issue: Issue, objective: Objective) -> None:
-    """Make the issue carry exactly one status label, the objective's."""
+    """Make the issue carry exactly one status label, the objective's.
+
+    The labels are set in one ``PATCH`` of the issue, whose documented body
+    takes the full label list, instead of one request per label.
+    """
     wanted = status_label(objective)
     with forge_errors(f"updating the labels of issue #{issue.number}"):
         current = [label.name for label in issue.labels]
-        for name in current:
-            if name in STATUS_LABELS.values() and name != wanted:
-                try:
-                    issue.remove_from_labels(name)
-                except GithubException as exc:
-                    if exc.status != 404:
-                        raise
-        if wanted not in current:
-            issue.add_to_labels(wanted)
+        kept = [name for name in current if name not in STATUS_LABELS.values()]
+        labels = [*kept, wanted]
+        if labels != current:
+            issue.edit(labels=labels)

@@ -50,6 +50,8 @@ class Settings:
     comment_interval_s: float = 10.0
     # Minimum seconds between two GitHub writes (PyGithub's throttle).
     write_interval_s: float = 1.0
+    # Base of the exponential backoff between retried GitHub requests.
+    retry_backoff_s: float = 1.0
 
     @property
     def run_url(self) -> str:
@@ -148,4 +150,5 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         allowed_bots=parse_bot_list(read_input(env, "allowed-bots")),
         comment_interval_s=_number(env, "comment-interval", "10", allow_zero=True),
         write_interval_s=float(env.get("TACK_GITHUB_WRITE_INTERVAL") or 1.0),
+        retry_backoff_s=float(env.get("TACK_GITHUB_RETRY_BACKOFF") or 1.0),
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from github import GithubException
 from github.Repository import Repository
+from requests.exceptions import RequestException
 
 from ..errors import ForgeError
 from .events import Actor
@@ -89,6 +90,11 @@ def collaborator_permission(repo: Repository, login: str) -> str:
     """
     try:
         return repo.get_collaborator_permission(login)
+    except RequestException as exc:
+        raise ForgeError(
+            f"checking the permission of @{login} failed because the GitHub API "
+            f"could not be reached ({type(exc).__name__}); re-run the job later"
+        ) from exc
     except GithubException as exc:
         if exc.status == 404:
             return "none"

@@ -22,6 +22,7 @@ import json
 import re
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -99,6 +100,7 @@ class FakeGitHub:
         self.requests: list[RecordedRequest] = []
         self.git_requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
+        self.hooks: list[Callable[[RecordedRequest], None]] = []
         self._ids = itertools.count(1000)
         self._numbers = itertools.count(1)
         self._lock = threading.RLock()
@@ -203,6 +205,10 @@ class FakeGitHub:
     ) -> None:
         """Queue ``times`` failures for requests matching ``method`` and ``path``."""
         self.faults.append(Fault(method.upper(), path, status, times, after))
+
+    def on_request(self, hook: Callable[[RecordedRequest], None]) -> None:
+        """Call ``hook`` with each authorized API request before handling it."""
+        self.hooks.append(hook)
 
     # Views for assertions
 
@@ -368,6 +374,24 @@ class FakeGitHub:
                 return self._error(404, "Not Found")
             return self._json(self._issue_json(issue))
 
+        @app.patch(f"{prefix}/issues/<int:number>")
+        def edit_issue(owner: str, repo: str, number: int) -> Response:
+            issue = self.state.issues.get(number)
+            if issue is None:
+                return self._error(404, "Not Found")
+            data = request.get_json() or {}
+            with self._lock:
+                for key in ("title", "body", "state"):
+                    if key in data:
+                        issue[key] = data[key]
+                if "labels" in data:
+                    names = [
+                        item["name"] if isinstance(item, dict) else item
+                        for item in data["labels"]
+                    ]
+                    issue["labels"] = list(dict.fromkeys(names))
+            return self._json(self._issue_json(issue))
+
         @app.get(f"{prefix}/issues/<int:number>/comments")
         def list_comments(owner: str, repo: str, number: int) -> Response:
             if number not in self.state.issues:
@@ -525,6 +549,8 @@ class FakeGitHub:
         self.requests.append(record)
         if not self._authorized():
             return self._error(401, "Bad credentials")
+        for hook in list(self.hooks):
+            hook(record)
         fault = self._take_fault(request.method, path)
         if fault is None:
             return None

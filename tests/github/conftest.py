@@ -17,6 +17,7 @@ from tack_action.github.command import run
 
 from ..fakes.github_server import FakeGitHub
 from ..helpers import make_repo
+from . import openapi
 
 MAINTAINER = "maintainer"
 VISITOR = "visitor"
@@ -85,6 +86,7 @@ class ActionHarness:
             "GITHUB_STEP_SUMMARY": str(run_dir / "summary"),
             "TACK_INPUT_GITHUB_TOKEN": self.github.token,
             "TACK_GITHUB_WRITE_INTERVAL": "0",
+            "TACK_GITHUB_RETRY_BACKOFF": "0.01",
         }
         for name, value in self.inputs.items():
             env["TACK_INPUT_" + name.upper().replace("-", "_")] = value
@@ -174,10 +176,20 @@ def one_stream_script() -> dict[str, Any]:
 
 @pytest.fixture
 def github(tmp_path: Path) -> Iterator[FakeGitHub]:
+    """Serve a fake GitHub, then check every request it got against the spec."""
     with FakeGitHub(tmp_path / "github") as server:
         server.add_user(MAINTAINER, permission="write")
         server.add_user(VISITOR, permission="read")
         yield server
+    if openapi.SPEC_PATH.exists():
+        problems = [
+            problem
+            for recorded in server.requests
+            for problem in openapi.check_request(
+                recorded.method, recorded.path, recorded.query, recorded.body
+            )
+        ]
+        assert problems == []
 
 
 def make_harness(
