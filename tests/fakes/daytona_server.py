@@ -107,6 +107,7 @@ class FakeDaytonaServer:
         self.close_websockets = False
         self.requests: list[RecordedRequest] = []
         self.sandboxes: dict[str, _Sandbox] = {}
+        self.snapshots: dict[str, dict[str, Any]] = {}
         self._faults: list[_Fault] = []
         self._lock = threading.RLock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -221,7 +222,12 @@ class FakeDaytonaServer:
         """Create a started sandbox from a CreateSandbox request body."""
         sandbox_id = str(uuid.uuid4())
         directory = self.root / sandbox_id
-        directory.mkdir(parents=True)
+        source = self.snapshot_dir(body.get("snapshot") or "")
+        if source.is_dir():
+            # A sandbox from a snapshot starts with the snapshot's filesystem.
+            shutil.copytree(source, directory, symlinks=True)
+        else:
+            directory.mkdir(parents=True)
         data = {
             "id": sandbox_id,
             "organizationId": "org-fake",
@@ -253,6 +259,45 @@ class FakeDaytonaServer:
         with self._lock:
             self.sandboxes[sandbox_id] = _Sandbox(data, directory)
         return data
+
+    def snapshot_dir(self, name: str) -> Path:
+        """Return where the files of a snapshot taken from a sandbox are kept."""
+        return self.root.parent / f"{self.root.name}-snapshots" / (name or "-")
+
+    def create_snapshot(
+        self, name: str, *, image: str | None = None, source: str | None = None
+    ) -> dict[str, Any]:
+        """Record an active snapshot and return its SnapshotDto."""
+        data = {
+            "id": str(uuid.uuid4()),
+            "organizationId": "org-fake",
+            "general": False,
+            "name": name,
+            "imageName": image or "",
+            "state": "active",
+            "size": None,
+            "entrypoint": ["sleep", "infinity"],
+            "cpu": 1,
+            "gpu": 0,
+            "mem": 1,
+            "disk": 3,
+            "errorReason": None,
+            "createdAt": _now(),
+            "updatedAt": _now(),
+            "lastUsedAt": None,
+            "sourceSandboxId": source,
+        }
+        with self._lock:
+            self.snapshots[name] = data
+        return data
+
+    def lookup_snapshot(self, id_or_name: str) -> dict[str, Any] | None:
+        """Return the snapshot with this id or name, or None."""
+        with self._lock:
+            for data in self.snapshots.values():
+                if id_or_name in (data["id"], data["name"]):
+                    return data
+        return None
 
     def lookup(self, id_or_name: str) -> _Sandbox | None:
         """Return the sandbox with this id or name, or None."""
@@ -435,6 +480,9 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/sandbox":
             self._list(query)
             return
+        if path == "/snapshots" or path.startswith("/snapshots/"):
+            self._snapshots(method, path, query, body)
+            return
 
         match = re.fullmatch(r"/sandbox/([^/]+)(/.*)?", path)
         if not match:
@@ -462,6 +510,16 @@ class _Handler(BaseHTTPRequestHandler):
         elif method == "POST" and action == "/stop":
             fake.set_state(data["id"], "stopped")
             self._send(200, data)
+        elif method == "POST" and action == "/snapshot":
+            name = json.loads(body)["name"]
+            if name in fake.snapshots:
+                self._error(409, f"Snapshot with name {name} already exists")
+                return
+            target = fake.snapshot_dir(name)
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(sandbox.directory, target, symlinks=True)
+            fake.create_snapshot(name, source=data["id"])
+            self._send(200, data)
         elif method == "POST" and action == "/last-activity":
             data["lastActivityAt"] = _now()
             self._send(201)
@@ -473,6 +531,42 @@ class _Handler(BaseHTTPRequestHandler):
         ):
             kind, minutes = re.fullmatch(r"/auto(\w+)/(-?\d+)", action).groups()
             data[f"auto{kind.capitalize()}Interval"] = int(minutes)
+            self._send(200, data)
+        else:
+            self._error(404, f"No route for {method} /api{path}")
+
+    def _snapshots(
+        self, method: str, path: str, query: dict[str, list[str]], body: bytes
+    ) -> None:
+        fake = self.fake
+        if method == "POST" and path == "/snapshots":
+            request = json.loads(body or b"{}")
+            if request.get("name") in fake.snapshots:
+                self._error(409, f"Snapshot with name {request['name']} already exists")
+                return
+            image = request.get("imageName")
+            self._send(200, fake.create_snapshot(request["name"], image=image))
+            return
+        if method == "GET" and path == "/snapshots":
+            items = list(fake.snapshots.values())
+            self._send(
+                200, {"items": items, "total": len(items), "page": 1, "totalPages": 1}
+            )
+            return
+        match = re.fullmatch(r"/snapshots/([^/]+)(/activate)?", path)
+        data = fake.lookup_snapshot(match.group(1)) if match else None
+        if data is None:
+            self._error(404, f"Snapshot {path.rsplit('/', 1)[-1]} not found")
+            return
+        if method == "GET" and match.group(2) is None:
+            self._send(200, data)
+        elif method == "DELETE" and match.group(2) is None:
+            with fake._lock:
+                fake.snapshots.pop(data["name"], None)
+            shutil.rmtree(fake.snapshot_dir(data["name"]), ignore_errors=True)
+            self._send(200)
+        elif method == "POST" and match.group(2):
+            data["state"] = "active"
             self._send(200, data)
         else:
             self._error(404, f"No route for {method} /api{path}")
