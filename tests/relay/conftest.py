@@ -250,24 +250,34 @@ def postgres_url() -> Iterator[str]:
     if os.geteuid() == 0:
         shutil.chown(root, user="postgres")
     data = root / "data"
-    port = free_port()
-    subprocess.run(
+    initdb = subprocess.run(
         _as_postgres_user(
             [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]
         ),
-        check=True,
         capture_output=True,
+        text=True,
     )
-    options = f"-k {root} -p {port} -c listen_addresses=127.0.0.1"
+    if initdb.returncode != 0:
+        pytest.fail(f"initdb failed:\n{initdb.stdout}\n{initdb.stderr}")
     pg_ctl = str(bindir / "pg_ctl")
-    subprocess.run(
-        _as_postgres_user(
-            [pg_ctl, "-D", str(data), "-w", "-l", str(root / "log"), "-o", options]
-            + ["start"]
-        ),
-        check=True,
-        capture_output=True,
-    )
+    # free_port() can race with other processes that bind ports, so a failed
+    # start is retried on a fresh port before the fixture gives up.
+    for _attempt in range(3):
+        port = free_port()
+        options = f"-k {root} -p {port} -c listen_addresses=127.0.0.1"
+        started = subprocess.run(
+            _as_postgres_user(
+                [pg_ctl, "-D", str(data), "-w", "-l", str(root / "log"), "-o", options]
+                + ["start"]
+            ),
+            capture_output=True,
+            text=True,
+        )
+        if started.returncode == 0:
+            break
+    else:
+        log = (root / "log").read_text(errors="replace")
+        pytest.fail(f"pg_ctl start failed:\n{started.stderr}\n{log}")
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
