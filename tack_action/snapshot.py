@@ -162,10 +162,10 @@ def fingerprint(repo: Path, config: TackConfig, image: str) -> Fingerprint:
     return Fingerprint(digest, image, commands, files)
 
 
-def snapshot_name(repo: Path, print_: Fingerprint) -> str:
+def snapshot_name(repo: Path, inputs: Fingerprint) -> str:
     """Return ``tack-<repository>-<fingerprint>``, the name of a snapshot."""
     slug = re.sub(r"[^a-z0-9]+", "-", repo.resolve().name.lower()).strip("-")
-    return f"tack-{slug[:30] or 'repo'}-{print_.short}"
+    return f"tack-{slug[:30] or 'repo'}-{inputs.short}"
 
 
 def check_snapshot(

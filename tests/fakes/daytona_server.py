@@ -6,6 +6,10 @@ sandbox is one real directory ``<root>/<sandboxId>`` that doubles as its user
 home, and commands run there with bash. Socket.IO is answered with 404, so the
 SDK falls back to polling sandbox state.
 
+Snapshots taken from a sandbox (``POST /api/sandbox/{id}/snapshot``) copy its
+directory, and a sandbox created from such a snapshot starts with a copy of
+it. Snapshots built from an image are recorded as active at once.
+
 Tests inject faults through ``fail_next``, ``delay_next``, ``drop_next``,
 ``close_websockets`` and ``set_state``, and assert on ``requests``, which
 records every request without its Authorization header.
