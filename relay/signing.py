@@ -44,8 +44,12 @@ def verify(
     body: bytes,
     now: float | None = None,
     tolerance_s: int = TOLERANCE_S,
-) -> None:
-    """Check the signature over the raw body; raise SignatureError when it fails."""
+) -> int:
+    """Verify the signature over the raw body and return the signed timestamp.
+
+    Raises SignatureError when a header is missing, the timestamp is outside
+    the tolerance, or no v1 signature matches.
+    """
     if not webhook_id or not timestamp or not signature_header:
         raise SignatureError(
             "missing webhook-id, webhook-timestamp or webhook-signature header"
@@ -70,7 +74,7 @@ def verify(
     for entry in signature_header.split():
         version, _, value = entry.partition(",")
         if version == "v1" and hmac.compare_digest(value, expected):
-            return
+            return sent_at
     raise SignatureError("no v1 signature in webhook-signature matches the body")
 
 

@@ -29,7 +29,9 @@ def test_verify_accepts_any_listed_signature() -> None:
     good = signing.sign(SECRET, "msg_1", NOW, BODY)
     header = f"v1,{base64.b64encode(b'old-secret-signature').decode()} {good}"
 
-    signing.verify(SECRET, "msg_1", str(NOW), header, BODY, now=NOW)
+    signed_at = signing.verify(SECRET, "msg_1", str(NOW), header, BODY, now=NOW)
+
+    assert signed_at == NOW
 
 
 def test_verify_rejects_other_message_id() -> None:
