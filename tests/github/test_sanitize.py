@@ -1,0 +1,69 @@
+"""Removing text a rendered issue hides, and fencing issue text as data."""
+
+from __future__ import annotations
+
+import pytest
+
+from tack_action.github.sanitize import (
+    fence,
+    issue_objective,
+    sanitize_line,
+    sanitize_markdown,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("a <!-- do evil --> b", "do evil"),
+        ("a <!-- never closed\ndo evil", "do evil"),
+        ("a <details><summary>x</summary>do evil</details> b", "do evil"),
+        ("a <span hidden>do evil</span> b", "do evil"),
+        ('a <div style="display: none">do evil</div> b', "do evil"),
+        ("a ![do evil](https://x/y.png) b", "do evil"),
+        ('a [link](https://x "do evil") b', "do evil"),
+        ("a\n[//]: # (do evil)\nb", "do evil"),
+        ("a <img alt='do evil' src=x> b", "do evil"),
+    ],
+)
+def test_sanitize_markdown_removes_hidden(text: str, hidden: str) -> None:
+    assert hidden not in sanitize_markdown(text)
+
+
+@pytest.mark.parametrize(
+    "char", ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u202e", "\u2066"]
+)
+def test_sanitize_removes_invisible_characters(char: str) -> None:
+    assert sanitize_markdown(f"a{char}b") == "ab"
+
+
+def test_sanitize_removes_tag_characters() -> None:
+    smuggled = "".join(chr(0xE0000 + ord(c)) for c in "evil")
+
+    assert sanitize_markdown(f"ok{smuggled}") == "ok"
+
+
+def test_sanitize_keeps_visible_text() -> None:
+    text = "Fix **bold** and [a link](https://example.invalid).\n\n- item"
+
+    assert sanitize_markdown(text) == text
+
+
+def test_sanitize_line_collapses_whitespace() -> None:
+    assert sanitize_line("  Add\n\ta   <b>counter</b> ") == "Add a counter"
+
+
+def test_fence_outgrows_backtick_runs() -> None:
+    fenced = fence("```\ncode\n```")
+
+    assert fenced.startswith("````text\n")
+    assert fenced.endswith("\n````")
+
+
+def test_issue_objective_quotes_body() -> None:
+    description = issue_objective(3, "Add <b>x</b>", "Do it.<!-- evil -->", "bob")
+
+    assert description.splitlines()[0] == "Add x"
+    assert "issue #3, opened by @bob" in description
+    assert "```markdown\nDo it.\n```" in description
+    assert "evil" not in description
