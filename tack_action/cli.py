@@ -22,6 +22,9 @@ import click
 
 from . import __version__
 from .commands.auth import auth
+from .commands.cleanup import cleanup
+from .commands.doctor import doctor
+from .commands.snapshot import snapshot
 from .config import load_config
 from .demo import OBJECTIVE, create_sample_repo
 from .errors import TackError
@@ -264,3 +267,6 @@ def _check_demo_tests(repo: Path, branch: str) -> None:
 
 # Command groups defined in their own modules.
 main.add_command(auth)
+main.add_command(cleanup)
+main.add_command(doctor)
+main.add_command(snapshot)

@@ -95,8 +95,8 @@ def make_provider(
         mask(key)
     else:
         raise ConfigError(
+            ".tack/config.yaml",
             "sandbox.provider",
-            "daytona",
             "no Daytona API key found; set DAYTONA_API_KEY, run "
             "'tack-action auth add daytona', or pass the daytona-api-key input",
         )
