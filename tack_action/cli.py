@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -26,12 +27,14 @@ from .commands.cleanup import cleanup
 from .commands.doctor import doctor
 from .commands.snapshot import snapshot
 from .config import load_config
+from .credentials import load_credentials
 from .demo import OBJECTIVE, create_sample_repo
 from .errors import TackError
 from .model import Objective, ObjectiveStatus
 from .orchestrator import Orchestrator, build_context, create_objective
 from .planning import load_plan_file
 from .report import format_status, status_dict
+from .sandbox import git
 from .state import FileStateStore
 
 EXIT_CODES = {
@@ -53,7 +56,17 @@ def _finish(objective: Objective) -> None:
 
 def _orchestrator(store: FileStateStore, objective_id: str) -> Orchestrator:
     objective = store.load(objective_id)
-    return Orchestrator(build_context(objective, store))
+    return Orchestrator(
+        build_context(objective, store, git_env=_git_env(objective.repo))
+    )
+
+
+def _git_env(origin: str) -> dict[str, str]:
+    """Return per-invocation git credentials for an HTTPS origin, if any exist."""
+    if not origin.startswith(("https://", "http://")):
+        return {}
+    token = os.environ.get("GITHUB_TOKEN") or load_credentials().git_token()
+    return git.auth_env(token) if token else {}
 
 
 def _run_locked(store: FileStateStore, objective_id: str, action) -> Objective:
