@@ -51,7 +51,7 @@ def create_app(config: RelayConfig | Mapping[str, object] | None = None) -> Flas
             app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
         )
 
-    store = open_store(settings.db_url)
+    store = open_store(settings.db_url, settings.db_pool_size)
     store.migrate()
     app.extensions["relay"] = RelayState(
         config=settings,

@@ -26,6 +26,7 @@ class RelayConfig:
     callback_keys: dict[str, bytes]
     current_kid: str
     db_url: str = "sqlite:///relay.db"
+    db_pool_size: int = 8
     api_tokens: tuple[str, ...] = ()
     oidc_issuers: tuple[str, ...] = (GITHUB_ISSUER,)
     allowed_owner_ids: frozenset[str] = frozenset()
@@ -118,6 +119,7 @@ def load_config(
         callback_keys=keys,
         current_kid=current,
         db_url=db_url,
+        db_pool_size=_read_int(values, "RELAY_DB_POOL_SIZE", 8, 1),
         api_tokens=api_tokens,
         oidc_issuers=issuers,
         allowed_owner_ids=owners,

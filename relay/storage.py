@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -201,17 +201,78 @@ class Store(ABC):
             self._changed.notify_all()
 
 
+class _ConnectionPool:
+    """Up to size connections for one process, opened lazily after fork."""
+
+    def __init__(self, connect: Callable[[], Any], size: int) -> None:
+        self._connect = connect
+        self._size = size
+        self._idle: list[Any] = []
+        self._open = 0
+        self._pid = os.getpid()
+        self._available = threading.Condition()
+
+    def acquire(self) -> Any:
+        """Return an idle connection, open a new one, or wait for one."""
+        with self._available:
+            # Connections inherited through fork are unsafe to use, and closing
+            # them could disturb the parent, so the child forgets them.
+            if self._pid != os.getpid():
+                self._idle, self._open, self._pid = [], 0, os.getpid()
+            while not self._idle and self._open >= self._size:
+                self._available.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._open += 1
+        try:
+            return self._connect()
+        except BaseException:
+            self._forget()
+            raise
+
+    def release(self, conn: Any, broken: bool) -> None:
+        """Return a connection; a broken one is closed and replaced on demand."""
+        if broken or getattr(conn, "closed", False):
+            _close_quietly(conn)
+            self._forget()
+            return
+        with self._available:
+            if self._pid == os.getpid():
+                self._idle.append(conn)
+            self._available.notify()
+
+    def close(self) -> None:
+        """Close the idle connections of this process."""
+        with self._available:
+            idle, self._idle = self._idle, []
+            if self._pid == os.getpid():
+                self._open -= len(idle)
+                for conn in idle:
+                    _close_quietly(conn)
+
+    def _forget(self) -> None:
+        with self._available:
+            self._open -= 1
+            self._available.notify()
+
+
+def _close_quietly(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:
+        log.debug("closing a broken connection failed", exc_info=True)
+
+
 class SQLStore(Store):
     """Shared SQL for both databases; subclasses supply the connection."""
 
     placeholder = "?"
     blob_type = "BLOB"
+    database_errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
-    def __init__(self) -> None:
+    def __init__(self, pool_size: int) -> None:
         super().__init__()
-        self._lock = threading.Lock()
-        self._conn: Any = None
-        self._pid = 0
+        self._pool = _ConnectionPool(self._connect, pool_size)
 
     @abstractmethod
     def _connect(self) -> Any:
@@ -229,41 +290,31 @@ class SQLStore(Store):
 
     @contextmanager
     def _transaction(self, write: bool) -> Iterator[Any]:
-        with self._lock:
-            # A connection inherited through fork is unsafe to use, and closing
-            # it could disturb the parent, so the child drops it and reconnects.
-            stale = self._conn is not None and getattr(self._conn, "closed", False)
-            if stale:
-                self._discard()
-            if self._conn is None or self._pid != os.getpid():
-                self._conn = self._connect()
-                self._pid = os.getpid()
-            cursor = self._conn.cursor()
-            try:
-                self._begin(cursor, write)
-                yield cursor
-                self._conn.commit()
-            except BaseException:
-                self._rollback()
-                raise
-            finally:
-                cursor.close()
-
-    def _rollback(self) -> None:
+        conn = self._pool.acquire()
+        broken = False
+        cursor = conn.cursor()
         try:
-            self._conn.rollback()
-        except Exception:
-            # A broken connection is dropped and opened again on the next call.
-            log.warning("rollback failed; reconnecting on next use", exc_info=True)
-            self._discard()
+            self._begin(cursor, write)
+            yield cursor
+            conn.commit()
+        except self.database_errors as exc:
+            broken = not self._rollback(conn)
+            raise StorageError(f"database operation failed: {exc}") from exc
+        except BaseException:
+            broken = not self._rollback(conn)
+            raise
+        finally:
+            _close_quietly(cursor)
+            self._pool.release(conn, broken)
 
-    def _discard(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:
-                log.debug("closing a broken connection failed", exc_info=True)
+    def _rollback(self, conn: Any) -> bool:
+        """Roll back; return False when the connection is unusable."""
+        try:
+            conn.rollback()
+        except Exception:
+            log.warning("rollback failed; the connection is replaced", exc_info=True)
+            return False
+        return True
 
     def _run(self, cursor: Any, text: str, params: Sequence[Any] = ()) -> Any:
         cursor.execute(self._sql(text), tuple(params))
@@ -473,11 +524,8 @@ class SQLStore(Store):
         return int(deleted)
 
     def close(self) -> None:
-        """Close this process's connection."""
-        with self._lock:
-            if self._pid == os.getpid():
-                self._discard()
-            self._conn = None
+        """Close this process's idle connections."""
+        self._pool.close()
 
     def _for_update(self) -> str:
         return ""
@@ -487,8 +535,10 @@ class SQLiteStore(SQLStore):
     """SQLite in WAL mode: one connection per process, opened after fork."""
 
     def __init__(self, path: str) -> None:
-        super().__init__()
         self.path = path
+        # SQLite has one writer at a time anyway; one connection per process
+        # keeps every thread's reads and writes in commit order.
+        super().__init__(pool_size=1)
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None hands transaction control to the explicit BEGIN
@@ -515,9 +565,12 @@ class PostgresStore(SQLStore):
     placeholder = "%s"
     blob_type = "BYTEA"
 
-    def __init__(self, dsn: str) -> None:
-        super().__init__()
+    def __init__(self, dsn: str, pool_size: int = 8) -> None:
+        import psycopg
+
+        self.database_errors = (psycopg.Error,)
         self.dsn = dsn
+        super().__init__(pool_size)
 
     def _connect(self) -> Any:
         import psycopg
@@ -539,19 +592,6 @@ class PostgresStore(SQLStore):
     def _for_update(self) -> str:
         return " FOR UPDATE"
 
-    def _rollback(self) -> None:
-        import psycopg
-
-        conn = self._conn
-        if conn is not None and conn.closed:
-            self._discard()
-            return
-        try:
-            conn.rollback()
-        except psycopg.Error:
-            log.warning("rollback failed; reconnecting on next use", exc_info=True)
-            self._discard()
-
 
 def _channel(row: Sequence[Any]) -> Channel:
     closed_at = None if row[5] is None else int(row[5])
@@ -566,8 +606,11 @@ def _channel(row: Sequence[Any]) -> Channel:
     )
 
 
-def open_store(db_url: str) -> Store:
-    """Build the store a RELAY_DB_URL names (``sqlite:///PATH`` or ``postgresql://``)."""
+def open_store(db_url: str, pool_size: int = 8) -> Store:
+    """Build the store a RELAY_DB_URL names (``sqlite:///PATH`` or ``postgresql://``).
+
+    pool_size bounds the Postgres connections per process; SQLite uses one.
+    """
     if db_url.startswith("sqlite:///"):
         return SQLiteStore(db_url.removeprefix("sqlite:///"))
-    return PostgresStore(db_url)
+    return PostgresStore(db_url, pool_size)

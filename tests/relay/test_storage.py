@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import pytest
 
 from relay.storage import ChannelClosed, QuotaExceeded, Store, open_store
+from tests.relay.conftest import postgres_schema_url
 
 NOW = 1_800_000_000
 
@@ -199,3 +201,31 @@ def test_concurrent_open_returns_one_channel(db_url: str) -> None:
         store.close()
     assert len({channel_id for channel_id, _ in results}) == 1
     assert sum(created for _, created in results) == 1
+
+
+def test_postgres_reconnects_after_lost_connection(
+    request: pytest.FixtureRequest,
+) -> None:
+    import psycopg
+
+    from relay.storage import PostgresStore, StorageError
+
+    base_url = request.getfixturevalue("postgres_url")
+    name = f"relay-test-{uuid.uuid4().hex[:8]}"
+    dsn = postgres_schema_url(base_url) + f"&application_name={name}"
+    store = PostgresStore(dsn, pool_size=1)
+    store.migrate()
+    channel = open_test_channel(store)
+    with psycopg.connect(base_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = %s",
+            [name],
+        )
+
+    with pytest.raises(StorageError):
+        store.get_channel(channel)
+    found = store.get_channel(channel)
+
+    store.close()
+    assert found is not None
