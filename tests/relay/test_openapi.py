@@ -32,6 +32,7 @@ CHECKS = [
 @settings(
     max_examples=25,
     deadline=None,
+    database=None,
     suppress_health_check=list(HealthCheck),
 )
 def test_openapi_conformance(case, relay_server: RelayServer) -> None:
