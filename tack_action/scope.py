@@ -1,7 +1,7 @@
 """File-scope checks of a builder's changes, and their enforcement.
 
-A builder is told the globs it may change. Its changes outside them are
-always reported to the reviewer; with ``agents.enforce_file_scope`` they are
+The builder prompt lists the globs a builder may change. Changes outside
+them are always reported to the reviewer; with ``agents.enforce_file_scope`` they are
 also reverted to the stream's base commit before the quality gates run.
 """
 

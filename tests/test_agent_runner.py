@@ -31,7 +31,7 @@ SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
 
 
 class CallbackServer:
-    """A loopback server that checks signatures and answers scripted statuses."""
+    """A loopback server that verifies signatures and returns scripted statuses."""
 
     def __init__(self, statuses: list[tuple[int, dict[str, str]]] | None = None):
         self.statuses = list(statuses or [])

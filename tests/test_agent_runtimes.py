@@ -252,9 +252,9 @@ def test_role_models_empty_without_names() -> None:
     ],
 )
 def test_make_runtime_selects_class(runtime: str, cls: type) -> None:
-    made = make_runtime(config_for(runtime))
+    selected = make_runtime(config_for(runtime))
 
-    assert isinstance(made, cls)
+    assert isinstance(selected, cls)
 
 
 def test_make_runtime_native_with_daytona_rejected() -> None:

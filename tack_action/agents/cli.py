@@ -1,4 +1,4 @@
-"""What the Claude Code, Codex and Pi runtimes share: checks, roles, parsing.
+"""Shared base of the Claude Code, Codex and Pi runtimes: checks, roles, parsing.
 
 Each of these runtimes starts a coding-agent CLI in non-interactive mode with
 JSON output. The prompt reaches the CLI as a file in the sandbox's tmpdir,
@@ -36,7 +36,7 @@ _ROLE_TASKS = {
 
 
 def role_instructions(role: str) -> str:
-    """Return the system prompt text that tells an agent its role."""
+    """Return the system prompt text that states an agent's role and limits."""
     task = _ROLE_TASKS.get(role, "Carry out the task in the prompt.")
     return (
         f"You are the {role} agent of tack-action. You run unattended in a "

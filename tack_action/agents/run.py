@@ -2,10 +2,10 @@
 
 The loop is the same for every runtime. It checks that the runtime's CLI runs
 in the sandbox, uploads the prompt and starts the runtime's command in the
-background under the in-sandbox runner (``runner.py``), which keeps the raw
-output in ``<tmpdir>/agents/<name>.log``, writes the exit status to
-``<tmpdir>/agents/<name>.exit`` and posts callbacks when a relay is set. It
-then passes new output lines through the runtime's parser to report activity,
+background under the in-sandbox runner (``runner.py``). The runner keeps the
+raw output in ``<tmpdir>/agents/<name>.log``, writes the exit status to
+``<tmpdir>/agents/<name>.exit`` and posts callbacks when a relay is set. The
+loop then passes new output lines through the runtime's parser to report activity,
 and stops the command when it goes silent for too long or runs past its
 maximum duration.
 """
@@ -124,7 +124,7 @@ def read_exit_status(sandbox: Sandbox, name: str) -> int | None:
     try:
         return int(text)
     except ValueError:
-        logger.warning("exit status file %s holds %r, not a number", exit_path, text)
+        logger.warning("exit status file %s contains %r, not a number", exit_path, text)
         return None
 
 

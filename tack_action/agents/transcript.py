@@ -147,14 +147,14 @@ class TranscriptReader:
 
     def _read_reply(self, text: str) -> str:
         """Take markers out of an assistant reply and return the rest."""
-        kept = []
+        remaining = []
         for line in text.splitlines():
             stripped = line.strip()
             if stripped.startswith((MESSAGES_MARKER, DONE_MARKER)):
                 self._read_marker(stripped)
             else:
-                kept.append(line)
-        return "\n".join(kept).strip()
+                remaining.append(line)
+        return "\n".join(remaining).strip()
 
     def _done(self, summary: str) -> str:
         self.done_summary = summary[:SUMMARY_MAX_CHARS]
