@@ -560,7 +560,12 @@ class SQLiteStore(SQLStore):
 
 
 class PostgresStore(SQLStore):
-    """Postgres for several relay replicas; seqs are assigned under a row lock."""
+    """Postgres for several relay replicas; seqs are assigned under a row lock.
+
+    NOTE: waiting readers poll every RELAY_POLL_INTERVAL_S, because LISTEN/NOTIFY
+    wake-ups are not implemented. With about 100 waiting jobs that polling is
+    most of the database load.
+    """
 
     placeholder = "%s"
     blob_type = "BYTEA"
