@@ -380,6 +380,8 @@ def _read_priority(path: Path, value: object) -> str:
 
 
 def _read_tools(path: Path, value: object) -> dict[str, list[str]]:
+    # NOTE: tool lists are validated and kept on the Rule, but no runtime
+    # applies them yet; agents see only the rule body.
     if value is None:
         return {}
     if isinstance(value, dict) and set(value) <= {"include", "exclude"}:

@@ -484,3 +484,32 @@ def test_pi_oauth_projects_auth_file(
     assert "TACK_PI_AUTH_JSON" not in record["env"]
     assert "--provider" in record["argv"]
     assert not (agent_dir / "auth.json").exists()
+
+
+def test_run_rate_limited_session_kind(
+    sandbox: LocalSandbox, fake_clis: None, tmp_path: Path
+) -> None:
+    error = "API Error: 429 rate_limit_error: Number of requests exceeded your limit"
+    lines = [
+        {"type": "system", "subtype": "init", "cwd": "{cwd}", "session_id": "s-1"},
+        {"type": "result", "subtype": "success", "is_error": True, "result": error},
+    ]
+    replay = tmp_path / "rate-limited.jsonl"
+    replay.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    env = {**scenario_env(sandbox, "crash"), "FAKE_AGENT_TRANSCRIPT": str(replay)}
+    request = make_request(sandbox, env=env)
+
+    result = run_agent(sandbox, runtime_for("claude-code"), request, poll_interval=0.02)
+
+    assert result.failure == "provider_rate_limit"
+    assert result.exit_code == 3
+
+
+def test_run_plain_crash_stays_transient(
+    sandbox: LocalSandbox, fake_clis: None
+) -> None:
+    request = make_request(sandbox, env=scenario_env(sandbox, "crash"))
+
+    result = run_agent(sandbox, runtime_for("codex"), request, poll_interval=0.02)
+
+    assert result.failure == "agent_runtime_transient"

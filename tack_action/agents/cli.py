@@ -11,9 +11,11 @@ its children see it.
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 
 from ..errors import AgentError
+from ..recovery import FailureKind
 from ..sandbox.base import Sandbox
 from .base import AgentOutput, AgentRequest
 from .transcript import TranscriptReader
@@ -22,6 +24,12 @@ logger = logging.getLogger(__name__)
 
 # Seconds allowed for `<cli> --version` in a fresh sandbox.
 VERSION_TIMEOUT_S = 60.0
+
+# Error texts of provider rate limits and overload, as the Anthropic and OpenAI
+# APIs word them (HTTP 429 and 529, "rate_limit_error", "overloaded_error").
+_RATE_LIMIT = re.compile(
+    r"rate[ _-]?limit|too many requests|\b429\b|\b529\b|overloaded", re.IGNORECASE
+)
 
 _ROLE_TASKS = {
     "planner": "Discover the repository and write the plan the prompt asks "
@@ -99,6 +107,21 @@ class CliRuntime:
     def reader(self) -> TranscriptReader:
         """Return a new incremental reader of this CLI's output format."""
         return TranscriptReader(self.output_format)
+
+    def classify_failure(self, output: str) -> str | None:
+        """Return ``provider_rate_limit`` when a failed session hit a rate limit.
+
+        Returns None for every other failure, which the run loop reports as
+        ``agent_runtime_transient``.
+        """
+        reader = self.reader()
+        for line in output.splitlines():
+            reader.feed(line)
+        reader.finish()
+        text = reader.error or reader.final_message
+        if _RATE_LIMIT.search(text):
+            return FailureKind.PROVIDER_RATE_LIMIT.value
+        return None
 
     def parse(self, output: str) -> AgentOutput:
         """Read activity lines, the final message, messages and cost from output."""

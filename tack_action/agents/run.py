@@ -79,7 +79,7 @@ def run_agent(
         )
         logger.warning("agent %s exited with code %s", request.name, exit_code)
         return AgentResult(
-            exit_code, output, parsed, FailureKind.AGENT_RUNTIME_TRANSIENT.value, error
+            exit_code, output, parsed, _failure_kind(runtime, output), error
         )
 
     logger.info("agent %s finished", request.name)
@@ -273,6 +273,13 @@ def _report(
         lines = [line for raw in text.splitlines() for line in reader.feed(raw)]
     for line in lines:
         on_activity(line)
+
+
+def _failure_kind(runtime: AgentRuntime, output: str) -> str:
+    """Return the failure kind of a non-zero exit; runtimes may refine it."""
+    classify = getattr(runtime, "classify_failure", None)
+    kind = classify(output) if callable(classify) else None
+    return kind or FailureKind.AGENT_RUNTIME_TRANSIENT.value
 
 
 def _describe_duration(seconds: float) -> str:
