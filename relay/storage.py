@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -115,6 +115,11 @@ class Store(ABC):
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
+        # Channels with waiting readers, and the last seq seen for each.
+        self._waiting: dict[str, int] = {}
+        self._known_seqs: dict[str, int] = {}
+        self._watcher_pid = 0
+        self._poll_interval_s = 0.2
 
     @abstractmethod
     def migrate(self) -> None:
@@ -166,6 +171,10 @@ class Store(ABC):
         """Return up to limit events with seq greater than after, in seq order."""
 
     @abstractmethod
+    def last_seqs(self, channel_ids: Sequence[str]) -> dict[str, int]:
+        """Return the last stored seq of each listed channel that exists."""
+
+    @abstractmethod
     def gc(self, now: int, retention_s: int) -> int:
         """Delete channels created more than retention_s ago; return the count."""
 
@@ -183,18 +192,73 @@ class Store(ABC):
     ) -> list[Event]:
         """Return events after the cursor, waiting up to timeout_s for the first.
 
-        Another worker process may store the event, so the loop reads again
-        every poll_interval_s; a write in this process wakes it at once. No
-        read transaction stays open while it sleeps.
+        Another worker process may store the event, so one watcher thread per
+        process reads the last seq of every channel with waiting readers each
+        poll_interval_s, and a write in this process wakes readers at once.
+        No read transaction stays open while a reader sleeps.
         """
         deadline = time.monotonic() + timeout_s
-        while True:
-            events = self.read(channel_id, after, limit)
-            remaining = deadline - time.monotonic()
-            if events or remaining <= 0:
-                return events
+        events = self.read(channel_id, after, limit)
+        if events or timeout_s <= 0:
+            return events
+
+        with self._changed:
+            self._poll_interval_s = poll_interval_s
+            self._waiting[channel_id] = self._waiting.get(channel_id, 0) + 1
+            self._start_watcher()
+        try:
             with self._changed:
-                self._changed.wait(min(poll_interval_s, remaining))
+                remaining = deadline - time.monotonic()
+                while self._known_seqs.get(channel_id, -1) <= after:
+                    if remaining <= 0:
+                        return []
+                    self._changed.wait(remaining)
+                    remaining = deadline - time.monotonic()
+            return self.read(channel_id, after, limit)
+        finally:
+            with self._changed:
+                count = self._waiting[channel_id] - 1
+                if count:
+                    self._waiting[channel_id] = count
+                else:
+                    del self._waiting[channel_id]
+                    self._known_seqs.pop(channel_id, None)
+
+    def _start_watcher(self) -> None:
+        # Called with self._changed held. A thread does not survive fork, so
+        # the pid shows whether this process already runs one.
+        if self._watcher_pid == os.getpid():
+            return
+        self._watcher_pid = os.getpid()
+        threading.Thread(target=self._watch, name="relay-watcher", daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            with self._changed:
+                if not self._waiting:
+                    self._watcher_pid = 0
+                    return
+                channels = list(self._waiting)
+                interval = self._poll_interval_s
+            try:
+                seqs = self.last_seqs(channels)
+            except StorageError as exc:
+                log.warning("watcher cannot read channel seqs: %s", exc)
+                seqs = {}
+            self._advance(seqs)
+            time.sleep(interval)
+
+    def _advance(self, seqs: Mapping[str, int]) -> None:
+        with self._changed:
+            changed = False
+            for channel_id, seq in seqs.items():
+                if channel_id in self._waiting and seq > self._known_seqs.get(
+                    channel_id, -1
+                ):
+                    self._known_seqs[channel_id] = seq
+                    changed = True
+            if changed:
+                self._changed.notify_all()
 
     def _notify(self) -> None:
         with self._changed:
@@ -487,7 +551,7 @@ class SQLStore(Store):
                     body,
                 ],
             )
-        self._notify()
+        self._advance({channel_id: seq})
         return AppendResult(seq, False)
 
     def read(self, channel_id: str, after: int, limit: int) -> list[Event]:
@@ -502,6 +566,21 @@ class SQLStore(Store):
         return [
             Event(int(r[0]), r[1], r[2], r[3], int(r[4]), bytes(r[5])) for r in rows
         ]
+
+    def last_seqs(self, channel_ids: Sequence[str]) -> dict[str, int]:
+        """Return the last stored seq of each listed channel that exists."""
+        seqs: dict[str, int] = {}
+        with self._transaction(write=False) as cursor:
+            for start in range(0, len(channel_ids), 500):
+                chunk = list(channel_ids[start : start + 500])
+                marks = ", ".join("?" for _ in chunk)
+                rows = self._run(
+                    cursor,
+                    f"SELECT id, last_seq FROM channels WHERE id IN ({marks})",
+                    chunk,
+                ).fetchall()
+                seqs.update({str(row[0]): int(row[1]) for row in rows})
+        return seqs
 
     def gc(self, now: int, retention_s: int) -> int:
         """Delete channels created more than retention_s ago; return the count."""

@@ -229,3 +229,35 @@ def test_postgres_reconnects_after_lost_connection(
 
     store.close()
     assert found is not None
+
+
+def test_wait_sees_append_from_other_process(db_url: str) -> None:
+    # A second store has its own connections, like another gunicorn worker.
+    reader, writer = open_store(db_url), open_store(db_url)
+    reader.migrate()
+    channel, _ = reader.open_channel("c1", "owner:c1", NOW, 3600)
+    timer = threading.Timer(
+        0.2,
+        writer.append,
+        (channel.id, "m1", "sb", "agent.progress", b"{}", NOW, 10),
+    )
+    started = time.monotonic()
+    timer.start()
+
+    events = reader.wait(channel.id, 0, 10, 5.0, 0.05)
+
+    timer.join()
+    reader.close()
+    writer.close()
+    assert [e.seq for e in events] == [1]
+    assert time.monotonic() - started < 2.0
+
+
+def test_wait_times_out_without_events(store: Store) -> None:
+    channel = open_test_channel(store)
+    started = time.monotonic()
+
+    events = store.wait(channel, 0, 10, 0.3, 0.05)
+
+    assert events == []
+    assert time.monotonic() - started >= 0.3
