@@ -641,9 +641,9 @@ class SQLiteStore(SQLStore):
 class PostgresStore(SQLStore):
     """Postgres for several relay replicas; seqs are assigned under a row lock.
 
-    NOTE: waiting readers poll every RELAY_POLL_INTERVAL_S, because LISTEN/NOTIFY
-    wake-ups are not implemented. With about 100 waiting jobs that polling is
-    most of the database load.
+    NOTE: LISTEN/NOTIFY is not used, so a reader waiting in one replica learns
+    of a write in another from the watcher query, which runs every
+    RELAY_POLL_INTERVAL_S in each worker process.
     """
 
     placeholder = "%s"
