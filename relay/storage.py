@@ -45,7 +45,7 @@ class Channel:
     last_seq: int
 
     def is_open(self, now: float) -> bool:
-        """Whether the channel still accepts callbacks at time now."""
+        """Return True while the channel accepts callbacks at time now."""
         return self.state == "open" and now < self.expires_at
 
     def public_state(self, now: float) -> str:
@@ -280,7 +280,7 @@ class _ConnectionPool:
         """Return an idle connection, open a new one, or wait for one."""
         with self._available:
             # Connections inherited through fork are unsafe to use, and closing
-            # them could disturb the parent, so the child forgets them.
+            # them could disturb the parent, so the child drops them.
             if self._pid != os.getpid():
                 self._idle, self._open, self._pid = [], 0, os.getpid()
             while not self._idle and self._open >= self._size:
@@ -530,7 +530,7 @@ class SQLStore(Store):
             if row[0] != "open" or now >= row[1]:
                 raise ChannelClosed(channel_id)
             if row[2] >= quota:
-                raise QuotaExceeded(f"channel already holds {row[2]} events")
+                raise QuotaExceeded(f"channel reached its quota of {quota} events")
             seq = int(row[2]) + 1
             self._run(
                 cursor,
