@@ -67,7 +67,7 @@ EXIT_CODES = {ObjectiveStatus.FAILED: 1, ObjectiveStatus.CANCELLED: 0}
 
 @dataclass
 class Outcome:
-    """How a run ended: its exit status, and whether it must end the process."""
+    """The exit status of a run, and whether it must end the process at once."""
 
     exit_code: int
     interrupted: bool = False
@@ -114,6 +114,7 @@ class ActionRun:
         self.issue: Issue | None = None
         self.ctx: RunContext | None = None
         self.forge: GitHubForge | None = None
+        self.own_login = ACTIONS_BOT
 
     # Entry
 
@@ -139,12 +140,8 @@ class ActionRun:
 
         self.issue = self._issue(trigger)
         self.run_info.issue_number = self.issue.number
-        self.store = CommentStateStore(
-            self.issue,
-            own_login=login,
-            interval_s=self.settings.comment_interval_s,
-            run=self.run_info,
-        )
+        self.own_login = login
+        self.store = self._new_store()
         name = trigger.command.name
         if name == "unknown":
             return self._ignore(
@@ -162,6 +159,15 @@ class ActionRun:
         if name == "status":
             return self._status(objective)
         return self._act(objective, _action_for(name, trigger.command.args))
+
+    def _new_store(self) -> CommentStateStore:
+        assert self.issue is not None
+        return CommentStateStore(
+            self.issue,
+            own_login=self.own_login,
+            interval_s=self.settings.comment_interval_s,
+            run=self.run_info,
+        )
 
     def _issue(self, trigger: Trigger) -> Issue:
         with forge_errors("reading the issue"):
@@ -196,6 +202,8 @@ class ActionRun:
                 note=f"issue #{self.issue.number} already has objective "
                 f"{current.short_id}; it continues there",
             )
+        # A finished objective keeps its comment; the new one gets its own.
+        self.store = self._new_store()
         if trigger.event == "workflow_dispatch" and trigger.objective_text:
             description = issue_objective(
                 self.issue.number,

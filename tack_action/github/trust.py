@@ -2,7 +2,7 @@
 
 Only accounts with write, maintain or admin permission on the repository may
 start work, and the permission comes from the API, because
-``author_association`` says nothing about write access. Bots may start work
+``author_association`` does not show write access. Bots may start work
 only when listed in ``allowed-bots``, and the Action's own account never
 does, so its own comments cannot trigger it.
 """
@@ -102,8 +102,3 @@ def collaborator_permission(repo: Repository, login: str) -> str:
             f"checking the permission of @{login} failed with HTTP {exc.status}; "
             "the token needs read access to the repository"
         ) from exc
-
-
-def own_login(gh_user_login: str | None) -> str:
-    """Return the Action's own login, defaulting to the GITHUB_TOKEN bot."""
-    return gh_user_login or ACTIONS_BOT

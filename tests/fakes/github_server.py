@@ -670,6 +670,7 @@ class FakeGitHub:
             "REMOTE_ADDR": "127.0.0.1",
             "GIT_CONFIG_NOSYSTEM": "1",
         }
+
         encoding = request.headers.get("Content-Encoding")
         if encoding:
             env["HTTP_CONTENT_ENCODING"] = encoding
@@ -678,9 +679,11 @@ class FakeGitHub:
             env["GIT_PROTOCOL"] = protocol
         data = request.get_data()
         env["CONTENT_LENGTH"] = str(len(data))
+
         result = subprocess.run(
             ["git", "http-backend"], input=data, env=env, capture_output=True
         )
+
         head, _, body = result.stdout.partition(b"\r\n\r\n")
         status = 200
         headers = {}

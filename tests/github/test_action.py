@@ -217,6 +217,20 @@ def test_cancel_command_cancels(harness: ActionHarness, github: FakeGitHub) -> N
     assert "tack:cancelled" in github.state.issues[1]["labels"]
 
 
+def test_label_after_cancel_starts_new(
+    harness: ActionHarness, github: FakeGitHub
+) -> None:
+    _label_and_plan(harness)
+    cancelled = harness.run("issue_comment", harness.commented(1, "/tack cancel"))
+
+    result = harness.run("issues", harness.labeled(1))
+
+    assert result.exit_code == 0, result.output
+    assert result.outputs["objective-id"] != cancelled.outputs["objective-id"]
+    assert len(_tracking(github)) == 2
+    assert result.outputs["status"] == "planning"
+
+
 def test_auto_approval_opens_draft(harness: ActionHarness, github: FakeGitHub) -> None:
     harness.inputs.update({"approval": "auto", "draft-pr": "true"})
     issue = github.add_issue("Add a readme note", "A usage note.", author=MAINTAINER)
