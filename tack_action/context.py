@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .agents.base import AgentRuntime
 from .blueprints import Blueprint
@@ -25,6 +25,9 @@ from .report import format_watch_line
 from .sandbox import git
 from .sandbox.base import Sandbox, SandboxProvider
 from .state import StateStore
+
+if TYPE_CHECKING:
+    from .relay_client import RelayClient
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ class RunContext:
     on_event: Callable[[Event], None] | None = None
     # Per-invocation git credentials (``git.auth_env``); never stored anywhere.
     git_env: dict[str, str] = field(default_factory=dict)
+    relay: RelayClient | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
     changed: threading.Condition = field(init=False)
 

@@ -272,6 +272,7 @@ class Objective(BaseModel):
     relay_cursor: int = 0  # the last relay event sequence number processed
     feedback: str | None = None
     pull_request_url: str | None = None
+    cost_usd: float | None = None  # every agent's reported cost, planner included
     error: str | None = None
     created_at: str = Field(default_factory=utc_now)
     updated_at: str = Field(default_factory=utc_now)

@@ -13,13 +13,14 @@ import os
 from pathlib import Path
 
 from . import prompts, scheduler
-from .agents.command import CommandRuntime
+from .agents import make_runtime
 from .auth import mask
 from .blueprints import Step, load_blueprints, resolve_blueprint
 from .config import TackConfig, agent_command, load_config, worktree_root
 from .context import RunContext
 from .credentials import find_daytona_api_key, load_credentials
-from .errors import AgentError, ConfigError, PlanError, TackError
+from .errors import ConfigError, PlanError, TackError
+from .events import RelayListener, make_relay, open_channel
 from .forge import Forge
 from .model import (
     AttemptStatus,
@@ -68,6 +69,7 @@ def build_context(
         blueprints=blueprints,
         provider=make_provider(config, repo_label=objective.repo),
         runtime=make_runtime(config),
+        relay=make_relay(config),
         forge=forge,
         git_env=git_env or {},
     )
@@ -110,15 +112,6 @@ def make_provider(
         auto_delete_interval=settings.auto_delete_interval,
         repo_label=repo_label,
     )
-
-
-def make_runtime(config: TackConfig) -> CommandRuntime:
-    if config.agents.runtime != "command":
-        raise AgentError(
-            f"agents.runtime {config.agents.runtime!r} is not available yet; "
-            "set agents.runtime: command and agents.command"
-        )
-    return CommandRuntime(lambda role: agent_command(config, role))
 
 
 def create_objective(
@@ -178,15 +171,17 @@ class Orchestrator:
             with self.ctx.locked():
                 objective.step_id = self.top.entry().id
 
-        while objective.step_id is not None:
-            step = self.top.step(objective.step_id)
-            if not self._run_step(step):
-                return objective
-            with self.ctx.locked():
-                objective.step_id = step.next
+        open_channel(self.ctx)
+        with RelayListener(self.ctx):
+            while objective.step_id is not None:
+                step = self.top.step(objective.step_id)
+                if not self._run_step(step):
+                    return objective
+                with self.ctx.locked():
+                    objective.step_id = step.next
 
-        if objective.status is ObjectiveStatus.EXECUTING:
-            self._complete()
+            if objective.status is ObjectiveStatus.EXECUTING:
+                self._complete()
         return objective
 
     def _run_step(self, step: Step) -> bool:

@@ -18,7 +18,7 @@ from .agents.run import kill_command, run_agent
 from .blueprints import Blueprint, Step
 from .config import timeout_for
 from .context import RunContext
-from .errors import GitError, SandboxError
+from .errors import GitError, SandboxError, TackError
 from .gates import in_scope, run_gates
 from .model import AttemptStatus, MergeEntry, MergeStatus, Stream, StreamStatus
 from .recovery import (
@@ -29,8 +29,10 @@ from .recovery import (
     record_attempt,
     truncate_context,
 )
+from .rules import render_rules
 from .sandbox import git
 from .sandbox.base import Sandbox
+from .scope import enforce_file_scope
 from .workspace import stream_sandbox
 
 log = logging.getLogger(__name__)
@@ -237,7 +239,6 @@ def agent_env(
     """Return the TACK_* environment of an agent, which contains no credential."""
     objective = ctx.objective
     env = {
-        "TACK_DAEMON_URL": ctx.config.daemon.external_url,
         "TACK_AGENT_NAME": name,
         "TACK_AGENT_ROLE": role,
         "TACK_OBJECTIVE_ID": objective.id,
@@ -246,11 +247,29 @@ def agent_env(
         "GIT_COMMITTER_NAME": ctx.config.git.author_name,
         "GIT_COMMITTER_EMAIL": ctx.config.git.author_email,
     }
+    env.update(_callback_env(ctx, name))
     if stream is not None:
         env["TACK_STREAM_ID"] = stream.id
         env["TACK_STREAM_SLUG"] = stream.slug
         env["TACK_FILE_SCOPE"] = json.dumps(stream.file_scope)
     return env
+
+
+def _callback_env(ctx: RunContext, name: str) -> dict[str, str]:
+    """Mint this session's relay credentials, scoped to one sandbox callback URL."""
+    channel = ctx.objective.relay_channel
+    if ctx.relay is None or not channel:
+        return {}
+    try:
+        creds = ctx.relay.create_sandbox(channel, name)
+    except TackError as exc:
+        log.warning("relay credentials for %s failed; polling only: %s", name, exc)
+        return {}
+    return {
+        "TACK_DAEMON_URL": creds.callback_url,
+        "TACK_DAEMON_TOKEN": creds.token,
+        "TACK_CALLBACK_SECRET": creds.secret,
+    }
 
 
 def run_role_agent(
@@ -291,11 +310,14 @@ def run_role_agent(
     result = run_agent(
         sandbox, ctx.runtime, request, on_activity=on_activity, on_started=on_started
     )
-    if stream is not None:
-        with ctx.locked():
+    cost = result.parsed.cost_usd
+    with ctx.locked() as objective:
+        if cost is not None:
+            objective.cost_usd = (objective.cost_usd or 0.0) + cost
+        if stream is not None:
             stream.agent_command_id = None
-            if result.parsed.cost_usd is not None:
-                stream.cost_usd = (stream.cost_usd or 0.0) + result.parsed.cost_usd
+            if cost is not None:
+                stream.cost_usd = (stream.cost_usd or 0.0) + cost
     return result
 
 
@@ -308,7 +330,7 @@ def _build(
         stream,
         fix_context=stream.fix_context,
         guidance=stream.guidance,
-    )
+    ) + _rules(ctx, stream)
     ctx.emit(f"{role}: started in sandbox {sandbox.id}", stream)
     result = run_role_agent(ctx, sandbox, role, prompt, stream)
     if result.failure is not None:
@@ -319,6 +341,14 @@ def _build(
 
     if step.commit == "none":
         return None
+    if ctx.config.agents.enforce_file_scope:
+        base = stream.base_sha or git.head_sha(sandbox)
+        reverted = enforce_file_scope(sandbox, base, stream.file_scope)
+        if reverted:
+            ctx.emit(
+                f"reverted changes outside file scope: {', '.join(reverted[:10])}",
+                stream,
+            )
     message = result.parsed.messages.get("commit_message") or stream.title
     sha = git.commit_all(
         sandbox,
@@ -348,6 +378,14 @@ def _build(
         ctx.emit(f"changes outside file scope: {', '.join(outside[:10])}", stream)
     ctx.emit(f"{role}: committed {head[:8]}", stream)
     return None
+
+
+def _rules(ctx: RunContext, stream: Stream) -> str:
+    """Return the scoped rules for the stream's files, as a prompt section."""
+    section = render_rules(
+        ctx.objective.config_dir or ctx.objective.repo, stream.file_scope
+    )
+    return f"\n\n{section}" if section else ""
 
 
 def _gates(ctx: RunContext, stream: Stream, sandbox: Sandbox) -> StepFailure | None:
@@ -389,7 +427,7 @@ def _review(
         stream,
         diff=git.diff(sandbox, base),
         out_of_scope=outside,
-    )
+    ) + _rules(ctx, stream)
     result = run_role_agent(ctx, sandbox, step.role or "reviewer", prompt, stream)
     if result.failure is not None:
         kind = FailureKind(result.failure)

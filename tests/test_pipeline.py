@@ -520,3 +520,56 @@ def test_create_pr_uses_pr_writer_once(tmp_path: Path) -> None:
     assert "## Summary" in call["body"]
     assert "### Streams (succeeded)\n- Add note" in call["body"]
     assert result.pull_request_url == "https://forge.invalid/pull/1"
+
+
+def test_enforce_file_scope_reverts_outside_changes(tmp_path: Path) -> None:
+    script = {
+        "plan": plan_text([_stream("Add note", ["notes/**"])]),
+        "builders": {
+            "add-note": [
+                {"files": {"notes/a.md": "in scope\n", "README.md": "out of scope\n"}}
+            ]
+        },
+    }
+    repo = make_repo(
+        tmp_path / "work", script, config={"agents": {"enforce_file_scope": True}}
+    )
+    state = tmp_path / "state"
+
+    result = _invoke(state, "plan", "Note", "--repo", str(repo), "--approve")
+
+    assert result.exit_code == 0, result.output
+    assert "reverted changes outside file scope: README.md" in result.output
+    objective = _only_objective(state)
+    assert git(repo, "show", f"{objective.merge_branch}:notes/a.md") == "in scope"
+    readme = git(repo, "show", f"{objective.merge_branch}:README.md")
+    assert readme == SAMPLE_FILES["README.md"].strip()
+
+
+def test_scoped_rules_reach_builder_prompt(tmp_path: Path) -> None:
+    rule = (
+        "---\nscope: notes/**\npriority: high\n---\nWrite notes in British English.\n"
+    )
+    other = "---\nscope: textkit/**\n---\nUse type hints.\n"
+    script = {
+        "plan": plan_text([_stream("Add note", ["notes/**"])]),
+        "builders": {
+            "add-note": [
+                {"files": {"notes/a.md": "x\n"}, "save_prompt": "notes/prompt.md"}
+            ]
+        },
+    }
+    repo = make_repo(tmp_path / "work", script)
+    (repo / ".tack" / "rules").mkdir()
+    (repo / ".tack" / "rules" / "notes.md").write_text(rule)
+    (repo / ".tack" / "rules" / "code.md").write_text(other)
+    state = tmp_path / "state"
+
+    result = _invoke(state, "plan", "Note", "--repo", str(repo), "--approve")
+
+    assert result.exit_code == 0, result.output
+    objective = _only_objective(state)
+    prompt = git(repo, "show", f"{objective.merge_branch}:notes/prompt.md")
+    assert "IMPORTANT CONSTRAINT:" in prompt
+    assert "British English" in prompt
+    assert "Use type hints" not in prompt

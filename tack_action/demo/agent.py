@@ -12,7 +12,8 @@ Script keys (all optional):
   guided    {slug: attempt}: used when the prompt carries human guidance
   reviews   {slug: ["approve" | "changes_requested", ...]} by review number
 An attempt is {"files": {path: content}, "delete": [path], "exit": int,
-"sleep": seconds, "message": commit message}.
+"sleep": seconds, "message": commit message, "save_prompt": path}; with
+save_prompt the builder also writes its prompt to that path.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ def _build(script: dict, slug: str, prompt: str) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content)
         print(f"edit {path}", flush=True)
+    if attempt.get("save_prompt"):
+        Path(attempt["save_prompt"]).write_text(prompt)
+        print(f"edit {attempt['save_prompt']}", flush=True)
     for path in attempt.get("delete", []):
         Path(path).unlink(missing_ok=True)
         print(f"edit {path} (deleted)", flush=True)
