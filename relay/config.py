@@ -104,7 +104,7 @@ def load_config(
             _SOURCE, "RELAY_OIDC_ISSUERS", "is empty while an allowlist is set"
         )
 
-    ttl = _read_int(values, "RELAY_CHANNEL_TTL_S", 7 * 3600, 60)
+    ttl = _read_int(values, "RELAY_CHANNEL_TTL_S", 7 * 3600, 1)
     retention = _read_int(values, "RELAY_RETENTION_S", 24 * 3600, 60)
     if retention < ttl:
         raise ConfigError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,3 +83,24 @@ def test_sandbox_limit_is_409(job: JobClient) -> None:
 
     assert response.status_code == 409
     assert response.json()["error"] == "sandbox_limit"
+
+
+def test_expired_channel_is_410(tmp_path: Path) -> None:
+    settings = relay_settings(
+        None, f"sqlite:///{tmp_path / 'relay.db'}", CHANNEL_TTL_S="1"
+    )
+    server = RelayServer(settings, tmp_path).start()
+    job = JobClient(server.url)
+    channel = job.open_run()["channel"]
+    sandbox = job.add_sandbox(channel, "sb")
+    time.sleep(1.1)
+
+    response = signed_post(job.http, sandbox, progress("late"))
+
+    page = job.events(channel)
+    job.http.close()
+    server.stop()
+    assert response.status_code == 410
+    assert response.json()["error"] == "channel_closed"
+    assert page["channel_state"] == "expired"
+    assert page["events"] == []
