@@ -501,11 +501,15 @@ def _export_credentials(settings: Settings) -> None:
 @click.command("run")
 def run() -> None:
     """Handle this workflow run's event (the command action.yml runs)."""
-    debug = os.environ.get("ACTIONS_STEP_DEBUG", "").lower() == "true"
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
+    # The runner sets RUNNER_DEBUG when a re-run asks for debug logging.
+    debug = os.environ.get("ACTIONS_STEP_DEBUG", "").lower() == "true" or (
+        os.environ.get("RUNNER_DEBUG") == "1"
     )
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tack_action").setLevel(logging.DEBUG if debug else logging.INFO)
+    # PyGithub logs every retried request at INFO, including the expected 403
+    # from GET /user with GITHUB_TOKEN.
+    logging.getLogger("github").setLevel(logging.DEBUG if debug else logging.WARNING)
     outcome = run_action(dict(os.environ))
     sys.stdout.flush()
     sys.stderr.flush()

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tack_action.demo import demo_script
 from tack_action.github.command import run
 
 from ..fakes.github_server import FakeGitHub
@@ -204,8 +203,3 @@ def make_harness(
 @pytest.fixture
 def harness(github: FakeGitHub, tmp_path: Path) -> ActionHarness:
     return make_harness(github, tmp_path, one_stream_script())
-
-
-@pytest.fixture
-def demo_harness(github: FakeGitHub, tmp_path: Path) -> ActionHarness:
-    return make_harness(github, tmp_path, demo_script())
