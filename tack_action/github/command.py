@@ -29,6 +29,7 @@ import click
 from github import Github, GithubException
 from github.Issue import Issue
 from github.Repository import Repository
+from requests.exceptions import RequestException
 
 from ..config import load_config
 from ..context import RunContext
@@ -477,6 +478,15 @@ def run_action(env: Mapping[str, str], out: TextIO | None = None) -> Outcome:
         return ActionRun(settings, out).handle(trigger)
     except StaleStateError as exc:
         runner.error(str(exc), title="tack: stale state", out=out)
+        return Outcome(1)
+    except (GithubException, RequestException) as exc:
+        # Calls outside a forge_errors block still fail with one clear line.
+        message = (
+            f"a GitHub API request failed ({type(exc).__name__}: {exc}); check "
+            "the token's permissions and GitHub's status, then re-run the job"
+        )
+        runner.error(message, title="tack: run failed", out=out)
+        runner.append_summary(settings.summary_path, render_error(message))
         return Outcome(1)
     except TackError as exc:
         runner.error(str(exc), title="tack: run failed", out=out)

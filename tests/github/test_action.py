@@ -11,7 +11,9 @@ import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from tack_action.github.command import run
 from tack_action.github.comment import decode_state, find_objective_id
 
 from ..fakes.github_server import FakeGitHub, RecordedRequest
@@ -369,6 +371,19 @@ def test_github_down_is_reported(harness: ActionHarness, github: FakeGitHub) -> 
     assert "::error title=tack%3A run failed::" in result.output
     assert "HTTP 502" in result.output or "could not be reached" in result.output
     assert "stopped with an error" in result.summary
+
+
+def test_bad_token_is_reported(harness: ActionHarness, github: FakeGitHub) -> None:
+    issue = github.add_issue("Add a readme note", "A usage note.", author=MAINTAINER)
+    env = harness.env("issues", harness.labeled(issue["number"]))
+    env["TACK_INPUT_GITHUB_TOKEN"] = "ghs_wrong"
+
+    result = CliRunner().invoke(run, [], env=env)
+
+    assert result.exit_code == 1
+    assert "::error title=tack%3A run failed::" in result.output
+    assert "401" in result.output
+    assert _tracking(github) == []
 
 
 def test_stale_version_stops_run(harness: ActionHarness, github: FakeGitHub) -> None:
