@@ -25,6 +25,12 @@ import unicodedata
 # Longest issue body, in characters, that is passed on to the planner.
 MAX_BODY_CHARS = 20_000
 
+# Fenced code blocks (``` or ~~~, closed or running to the end) and code spans.
+_CODE = re.compile(
+    r"^ {0,3}(?P<fence>`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}(?P=fence)[ \t]*$|\Z)"
+    r"|`[^`\n]+`",
+    re.M | re.S,
+)
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _DETAILS = re.compile(r"<details\b[^>]*>.*?(?:</details\s*>|\Z)", re.DOTALL | re.I)
 _HIDDEN_ELEMENT = re.compile(
@@ -59,17 +65,33 @@ def strip_invisible(text: str) -> str:
 
 
 def sanitize_markdown(text: str) -> str:
-    """Return ``text`` without the parts a rendered issue does not show."""
+    """Return ``text`` without the parts a rendered issue does not show.
+
+    Code blocks and code spans render their content literally, so tags,
+    images and links inside them stay. HTML comments and ``<details>``
+    sections go everywhere first, because a comment opened before a code span
+    hides the span too.
+    """
     text = strip_invisible(text.replace("\r\n", "\n"))
     text = _HTML_COMMENT.sub("", text)
     text = _DETAILS.sub("[collapsed section removed]", text)
+    parts = []
+    position = 0
+    for match in _CODE.finditer(text):
+        parts.append(_strip_hidden_markup(text[position : match.start()]))
+        parts.append(match.group(0))
+        position = match.end()
+    parts.append(_strip_hidden_markup(text[position:]))
+    text = re.sub(r"\n{3,}", "\n\n", "".join(parts))
+    return text.strip()
+
+
+def _strip_hidden_markup(text: str) -> str:
     text = _HIDDEN_ELEMENT.sub("", text)
     text = _HTML_TAG.sub("", text)
     text = _IMAGE.sub(r"[image: \1]", text)
     text = _LINK_TITLE.sub(r"\1)", text)
-    text = _REFERENCE_DEFINITION.sub("", text)
-    text = re.sub(r"\n{3,}", "\n\n", text)
-    return text.strip()
+    return _REFERENCE_DEFINITION.sub("", text)
 
 
 def sanitize_line(text: str) -> str:

@@ -67,3 +67,23 @@ def test_issue_objective_quotes_body() -> None:
     assert "issue #3, opened by @bob" in description
     assert "```markdown\nDo it.\n```" in description
     assert "evil" not in description
+
+
+def test_sanitize_keeps_code_literal() -> None:
+    text = "Use `Vec<u8>` here.\n\n```html\n<b>x</b>\n```\n<!-- gone -->"
+
+    cleaned = sanitize_markdown(text)
+
+    assert "`Vec<u8>`" in cleaned
+    assert "```html\n<b>x</b>\n```" in cleaned
+    assert "gone" not in cleaned
+
+
+def test_comment_around_code_span_removed() -> None:
+    cleaned = sanitize_markdown("a <!-- `x` hidden --> b")
+
+    assert cleaned == "a  b"
+
+
+def test_sanitize_strips_invisible_in_code() -> None:
+    assert sanitize_markdown("`a\u200bb`") == "`ab`"
