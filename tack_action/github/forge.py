@@ -108,27 +108,20 @@ class GitHubForge:
     def compose(self, title: str, body: str) -> tuple[str, str]:
         """Return the pull request title and body.
 
-        Agents' ``TACK_MESSAGES`` (``pr_title``, ``pr_body``) win over the
-        orchestrator's fallback. The body always lists the streams and the
-        quality gates and ends with ``Closes #N``.
+        The orchestrator's title and body come from the pr-writer agent's
+        ``TACK_MESSAGES`` or from its fallback, and already list the streams.
+        This adds why streams failed, the quality gates and ``Closes #N``.
         """
         objective = self.objective
         plan = objective.plan
         streams = plan.streams if plan else []
-        agent_title = next(
-            (s.messages["pr_title"] for s in streams if s.messages.get("pr_title")), ""
-        )
-        agent_body = next(
-            (s.messages["pr_body"] for s in streams if s.messages.get("pr_body")), ""
-        )
-        title = " ".join((agent_title or title).split())[:200] or objective.short_id
+        title = " ".join(title.split())[:200] or f"tack objective {objective.short_id}"
+        lines = [body.rstrip()]
 
-        merged = [s for s in streams if s.status is StreamStatus.MERGED]
         failed = [s for s in streams if s.status is not StreamStatus.MERGED]
-        lines = [agent_body.strip() or "Automated pull request opened by tack-action."]
-        lines += ["", f"Objective `{objective.short_id}`", "", "### Streams"]
-        lines += [f"- ✅ {s.title}" for s in merged]
-        lines += [f"- ❌ {s.title}: {s.error or s.status.value}" for s in failed]
+        if failed:
+            lines += ["", "### Why streams failed", ""]
+            lines += [f"- {s.title}: {s.error or s.status.value}" for s in failed]
         gates = (plan.quality_gates if plan else []) or self.gates
         if gates:
             lines += [

@@ -77,32 +77,32 @@ def test_lost_response_still_one_pull(repo: Repository, github: FakeGitHub) -> N
     assert url.endswith("/pull/1")
 
 
-def test_pull_body_lists_streams(repo: Repository, github: FakeGitHub) -> None:
+def test_pull_body_adds_gates_and_closes(repo: Repository, github: FakeGitHub) -> None:
     forge = GitHubForge(repo, _objective(), issue_number=4, draft=True)
 
     _open(forge)
 
     pull = github.state.pulls[1]
     assert pull["draft"] is True
-    assert "- ✅ Add note" in pull["body"]
-    assert "- ❌ Add docs: gate failed" in pull["body"]
+    assert pull["title"] == "Add a note"
+    assert pull["body"].startswith("fallback\n")
+    assert "- Add docs: gate failed" in pull["body"]
     assert "- `make`" in pull["body"]
     assert pull["body"].endswith("Closes #4")
 
 
-def test_agent_messages_set_title(repo: Repository, github: FakeGitHub) -> None:
-    objective = _objective()
-    objective.plan.streams[0].messages = {
-        "pr_title": "Add a usage note",
-        "pr_body": "## Summary\n- A note.",
-    }
-    forge = GitHubForge(repo, objective, issue_number=None)
+def test_pull_without_issue_closes_nothing(
+    repo: Repository, github: FakeGitHub
+) -> None:
+    forge = GitHubForge(repo, _objective(), issue_number=None)
 
-    _open(forge)
+    forge.find_or_create_pull_request(
+        head="tack/abcdef12/merge", base="main", title="  ", body="## Summary"
+    )
 
     pull = github.state.pulls[1]
-    assert pull["title"] == "Add a usage note"
-    assert pull["body"].startswith("## Summary\n- A note.")
+    assert pull["title"] == "tack objective abcdef12"
+    assert pull["body"].startswith("## Summary")
     assert "Closes #" not in pull["body"]
 
 
