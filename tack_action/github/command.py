@@ -266,7 +266,7 @@ class ActionRun:
         def work() -> None:
             try:
                 result["objective"] = action(orchestrator)
-            except BaseException as exc:  # re-raised in the main thread below
+            except BaseException as exc:  # handled in the main thread below
                 result["error"] = exc
 
         worker = threading.Thread(target=work, name="orchestrator", daemon=True)

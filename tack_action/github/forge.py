@@ -160,10 +160,10 @@ def sync_labels(issue: Issue, objective: Objective) -> None:
     The labels are set in one ``PATCH`` of the issue, whose documented body
     takes the full label list, instead of one request per label.
     """
-    wanted = status_label(objective)
+    status = status_label(objective)
     with forge_errors(f"updating the labels of issue #{issue.number}"):
         current = [label.name for label in issue.labels]
-        kept = [name for name in current if name not in STATUS_LABELS.values()]
-        labels = [*kept, wanted]
+        others = [name for name in current if name not in STATUS_LABELS.values()]
+        labels = [*others, status]
         if labels != current:
             issue.edit(labels=labels)

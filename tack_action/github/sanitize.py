@@ -1,4 +1,4 @@
-"""Cleaning issue and comment text before an agent sees it.
+"""Cleaning issue and comment text before an agent reads it.
 
 GitHub renders Markdown, so text can hide from the maintainer who reads the
 issue and still reach a model that reads the source. This module removes what
@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# Longest issue body, in characters, that is passed on to the planner.
+# Maximum length, in characters, of the issue body passed on to the planner.
 MAX_BODY_CHARS = 20_000
 
 # Fenced code blocks (``` or ~~~, closed or running to the end) and code spans.

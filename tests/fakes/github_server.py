@@ -471,9 +471,9 @@ class FakeGitHub:
             if login not in self.users:
                 return self._error(404, "Not Found")
             level = self.state.permissions.get(login, "read")
-            shown = "write" if level == "maintain" else level
+            reported = "write" if level == "maintain" else level
             return self._json(
-                {"permission": shown, "role_name": level, "user": self._user(login)}
+                {"permission": reported, "role_name": level, "user": self._user(login)}
             )
 
         @app.get(f"{prefix}/pulls")

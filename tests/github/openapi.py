@@ -155,8 +155,8 @@ def validate(schema: Any, value: Any, where: str) -> list[str]:
     for keyword in ("oneOf", "anyOf"):
         if keyword in schema:
             matches = sum(1 for s in schema[keyword] if not validate(s, value, where))
-            wanted_one = keyword == "oneOf"
-            if matches == 0 or (wanted_one and matches > 1):
+            exactly_one = keyword == "oneOf"
+            if matches == 0 or (exactly_one and matches > 1):
                 problems.append(f"{where}: matches {matches} of the {keyword} schemas")
     for sub in schema.get("allOf", []):
         problems += validate(sub, value, where)
