@@ -28,6 +28,7 @@ from .commands.doctor import doctor
 from .commands.snapshot import snapshot
 from .config import load_config
 from .credentials import load_credentials
+from .github.command import run
 from .demo import OBJECTIVE, create_sample_repo
 from .errors import TackError
 from .model import Objective, ObjectiveStatus
@@ -261,7 +262,8 @@ def demo(ctx: click.Context, directory: Path | None) -> None:
 
 def _check_demo_tests(repo: Path, branch: str) -> None:
     """Run the sample project's tests on a fresh clone of the merge branch."""
-    from .demo import gate_command
+    from .github.command import run
+from .demo import gate_command
 
     with tempfile.TemporaryDirectory(prefix="tack-demo-check-") as tmp:
         clone = Path(tmp) / "clone"
@@ -282,4 +284,5 @@ def _check_demo_tests(repo: Path, branch: str) -> None:
 main.add_command(auth)
 main.add_command(cleanup)
 main.add_command(doctor)
+main.add_command(run)
 main.add_command(snapshot)
