@@ -28,9 +28,9 @@ from .commands.doctor import doctor
 from .commands.snapshot import snapshot
 from .config import load_config
 from .credentials import load_credentials
-from .github.command import run
 from .demo import OBJECTIVE, create_sample_repo
 from .errors import TackError
+from .github.command import run
 from .model import Objective, ObjectiveStatus
 from .orchestrator import Orchestrator, build_context, create_objective
 from .planning import load_plan_file
@@ -262,8 +262,7 @@ def demo(ctx: click.Context, directory: Path | None) -> None:
 
 def _check_demo_tests(repo: Path, branch: str) -> None:
     """Run the sample project's tests on a fresh clone of the merge branch."""
-    from .github.command import run
-from .demo import gate_command
+    from .demo import gate_command
 
     with tempfile.TemporaryDirectory(prefix="tack-demo-check-") as tmp:
         clone = Path(tmp) / "clone"
