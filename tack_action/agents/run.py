@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import shlex
+import threading
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -38,6 +39,10 @@ RUNNER_FILES = ("runner.py", "transcript.py")
 # The variable that carries the callback signing secret to the runner, which
 # removes it from the agent's environment.
 CALLBACK_SECRET_VARIABLE = "TACK_CALLBACK_SECRET"
+
+
+# Seconds between exit-code polls while output streams over a socket.
+STREAM_POLL_S = 5.0
 
 
 def run_agent(
@@ -213,7 +218,11 @@ def _watch(
     on_activity: Callable[[str], None] | None,
     poll_interval: float,
 ) -> tuple[int | None, str]:
-    """Poll until the command exits or a limit passes. Return (exit code, error)."""
+    """Wait until the command exits or a limit passes. Return (exit code, error).
+
+    Handles that can stream (``follow``, such as Daytona's log WebSocket) feed
+    output as it arrives; others are polled every ``poll_interval`` seconds.
+    """
     started = time.monotonic()
     last_output = started
     seen_chars = 0
@@ -222,10 +231,14 @@ def _watch(
     # the working directory from the first event, so one reader sees it all.
     make_reader = getattr(runtime, "reader", None)
     reader = make_reader() if callable(make_reader) else None
+    stream = _LogStream.start(handle)
 
     while True:
-        exit_code = handle.poll()
-        output = handle.logs()
+        if stream is not None:
+            exit_code, output = stream.snapshot()
+        else:
+            exit_code = handle.poll()
+            output = handle.logs()
         now = time.monotonic()
         if len(output) != seen_chars:
             seen_chars = len(output)
@@ -256,7 +269,77 @@ def _watch(
                 f"stopped; raise agents.timeouts.{request.role}.idle_minutes if "
                 "the agent needs longer silent stretches."
             )
-        time.sleep(poll_interval)
+        if stream is not None:
+            stream.wait(poll_interval)
+        else:
+            time.sleep(poll_interval)
+
+
+class _LogStream:
+    """Output of a command that streams it, collected by a background thread.
+
+    The streamed text is for live activity and idle detection only. The
+    result is read afterwards from the plain logs, because a log WebSocket can
+    close early or repeat a prefix.
+    """
+
+    def __init__(self, handle: CommandHandle) -> None:
+        self._handle = handle
+        self._chunks: list[str] = []
+        self._exit_code: int | None = None
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._last_poll = time.monotonic()
+
+    @classmethod
+    def start(cls, handle: CommandHandle) -> _LogStream | None:
+        follow = getattr(handle, "follow", None)
+        if not callable(follow):
+            return None
+        stream = cls(handle)
+        thread = threading.Thread(
+            target=stream._follow, args=(follow,), name="agent-logs", daemon=True
+        )
+        thread.start()
+        return stream
+
+    def _follow(self, follow: Callable[..., int]) -> None:
+        try:
+            self._exit_code = follow(self._receive)
+        except Exception as exc:  # noqa: BLE001 - any failure falls back to polling
+            logger.warning("log stream of %s failed: %s", self._handle.id, exc)
+            self._exit_code = None
+        finally:
+            self._done.set()
+
+    def _receive(self, chunk: str) -> None:
+        with self._lock:
+            self._chunks.append(chunk)
+
+    def wait(self, seconds: float) -> None:
+        if self._done.is_set():
+            time.sleep(seconds)
+        else:
+            self._done.wait(seconds)
+
+    def snapshot(self) -> tuple[int | None, str]:
+        """Return the exit code (None while running) and the output so far."""
+        if self._done.is_set():
+            exit_code = self._exit_code
+            if exit_code is None:
+                exit_code = self._handle.poll()
+            return exit_code, self._handle.logs()
+
+        # A socket can stay open without data after the command ended, so the
+        # exit code is also polled now and then.
+        now = time.monotonic()
+        if now - self._last_poll >= STREAM_POLL_S:
+            self._last_poll = now
+            exit_code = self._handle.poll()
+            if exit_code is not None:
+                return exit_code, self._handle.logs()
+        with self._lock:
+            return None, "".join(self._chunks)
 
 
 def _report(
