@@ -213,6 +213,11 @@ class Orchestrator:
             return True
 
         ctx = self.ctx
+        if objective.status is ObjectiveStatus.FAILED:
+            # A resumed objective whose planning failed plans again.
+            with ctx.locked():
+                objective.transition(ObjectiveStatus.PLANNING)
+                objective.error = None
         max_streams = ctx.config.planning.max_streams
         sandbox = planner_sandbox(ctx)
         prompt = prompts.render_planner(

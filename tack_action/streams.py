@@ -376,6 +376,8 @@ def _build(
         stream.error = None
     if outside:
         ctx.emit(f"changes outside file scope: {', '.join(outside[:10])}", stream)
+    # Pushing every commit lets a lost sandbox be recreated from the branch.
+    ctx.push(sandbox, stream.branch)
     ctx.emit(f"{role}: committed {head[:8]}", stream)
     return None
 

@@ -9,6 +9,7 @@ restarted run reuses every sandbox that still exists.
 from __future__ import annotations
 
 import logging
+import shlex
 
 from .context import RunContext
 from .errors import SandboxError, SandboxNotFound
@@ -69,7 +70,8 @@ def _prepare(ctx: RunContext, sandbox: Sandbox, branch: str, start_point: str) -
     """
     probe = sandbox.exec("git rev-parse --git-dir")
     if probe.exit_code != 0:
-        sandbox.exec(f"rm -rf {sandbox.workdir} && mkdir -p {sandbox.workdir}")
+        workdir = shlex.quote(sandbox.workdir)
+        sandbox.exec(f"rm -rf {workdir} && mkdir -p {workdir}")
         git.clone(sandbox, ctx.objective.repo, env=ctx.git_env)
     ctx.fetch(sandbox)
 
@@ -129,7 +131,9 @@ def stream_sandbox(ctx: RunContext, stream: Stream) -> Sandbox:
         start_point = _start_point(ctx, stream)
         base_sha = _prepare(ctx, sandbox, stream.branch, start_point)
         with ctx.locked():
-            stream.base_sha = base_sha
+            # A sandbox prepared again keeps the base its branch started from,
+            # even if the start point has moved since.
+            stream.base_sha = stream.base_sha or base_sha
     return sandbox
 
 

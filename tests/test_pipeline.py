@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -573,3 +574,24 @@ def test_scoped_rules_reach_builder_prompt(tmp_path: Path) -> None:
     assert "IMPORTANT CONSTRAINT:" in prompt
     assert "British English" in prompt
     assert "Use type hints" not in prompt
+
+
+def test_failed_planning_plans_again_on_resume(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "work", {"builders": {}})
+    state = tmp_path / "state"
+
+    failed = _invoke(state, "plan", "Note", "--repo", str(repo))
+
+    assert failed.exit_code == 1, failed.output
+    assert "planning failed" in failed.output
+    objective = _only_objective(state)
+    assert objective.status is ObjectiveStatus.FAILED
+    script = {"plan": plan_text([_stream("Add note", ["README.md"])])}
+    (tmp_path / "work" / "script.json").write_text(json.dumps(script))
+
+    resumed = _invoke(state, "resume", objective.short_id)
+
+    assert resumed.exit_code == 0, resumed.output
+    again = _only_objective(state)
+    assert again.status is ObjectiveStatus.PLANNING
+    assert again.plan.status.value == "pending_approval"
