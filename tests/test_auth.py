@@ -18,18 +18,16 @@ import yaml
 from click.testing import CliRunner, Result
 from flask import Response, request
 
-from tack_action import auth as auth_module
+from tack_action import auth_checks
 from tack_action.auth import (
     API_KEY_PROVIDERS,
     MASK,
-    Failure,
     add_credential,
-    check_credential,
     mask,
-    parse_remote_url,
     redact,
     resolve_secret,
 )
+from tack_action.auth_checks import Failure, check_credential, parse_remote_url
 from tack_action.commands.auth import auth
 from tack_action.credentials import load_credentials
 from tests.fakes.daytona_server import FakeDaytonaServer
@@ -1019,5 +1017,5 @@ def test_mask_escapes_and_splits_lines(
 
 def test_model_endpoints_match_fakes() -> None:
     for name in API_KEY_PROVIDERS:
-        endpoint = auth_module.MODEL_ENDPOINTS[name]
+        endpoint = auth_checks.MODEL_ENDPOINTS[name]
         assert endpoint.base_url_env == SHAPES[name].base_url_env, name

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .. import auth as credentials_store
+from ..auth_checks import check_credential
 from ..config import load_config
 from ..credentials import credentials_path
 from ..errors import TackError
@@ -130,7 +131,7 @@ def test_command(provider: str) -> None:
     provider = credentials_store.canonical_provider(provider)
     try:
         api_url = _daytona_api_url() if provider == "daytona" else None
-        result = credentials_store.check_credential(provider, daytona_api_url=api_url)
+        result = check_credential(provider, daytona_api_url=api_url)
     except TackError as exc:
         raise click.ClickException(str(exc)) from None
 
