@@ -298,7 +298,7 @@ def labeled_payload(stack: Stack, issue: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def start_stack(root: Path, sdist: Path, *, slow_format_s: float = 0) -> Stack:
+def start_stack(root: Path, sdist: Path, *, slow_docs_s: float = 0) -> Stack:
     """Start every service and publish tabulate with a scripted agent."""
     github = FakeGitHub(root / "github", owner=OWNER, repo=REPO).start()
     github.add_user(MAINTAINER, permission="write")
@@ -326,7 +326,7 @@ def start_stack(root: Path, sdist: Path, *, slow_format_s: float = 0) -> Stack:
     counter = CallbackCounter(relay.url, proxy_port).start()
 
     project = tabulate_project.unpack_sdist(sdist, root / "source")
-    script = tabulate_project.agent_script(project, slow_format_s=slow_format_s)
+    script = tabulate_project.agent_script(project, slow_docs_s=slow_docs_s)
     script_path = root / "agent-script.json"
     script_path.write_text(json.dumps(script))
     config = tabulate_project.tack_config(script_path, daytona.api_url)

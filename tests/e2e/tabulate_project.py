@@ -150,12 +150,12 @@ def edited_files(project: Path) -> dict[str, dict[str, str]]:
     }
 
 
-def agent_script(project: Path, *, slow_format_s: float = 0) -> dict:
+def agent_script(project: Path, *, slow_docs_s: float = 0) -> dict:
     """Return the scripted agent's plan, builds and pull request text.
 
-    With ``slow_format_s`` the first build of the format stream sleeps that
-    long first, so a test can stop the job while it runs; the next build in
-    the same sandbox writes the same files at once.
+    With ``slow_docs_s`` the first build of the docs stream sleeps that long
+    first, so a test can stop the job once every sandbox exists; the next
+    build in the same sandbox writes the same files at once.
     """
     files = edited_files(project)
     plan = plan_text(
@@ -176,15 +176,15 @@ def agent_script(project: Path, *, slow_format_s: float = 0) -> dict:
             },
         ]
     )
-    format_build = {"files": files[FORMAT_SLUG], "message": FORMAT_MESSAGE}
-    format_builds = [format_build]
-    if slow_format_s:
-        format_builds = [{**format_build, "sleep": slow_format_s}, format_build]
+    docs_build = {"files": files[DOCS_SLUG], "message": DOCS_MESSAGE}
+    docs_builds = [docs_build]
+    if slow_docs_s:
+        docs_builds = [{**docs_build, "sleep": slow_docs_s}, docs_build]
     return {
         "plan": plan,
         "builders": {
-            FORMAT_SLUG: format_builds,
-            DOCS_SLUG: [{"files": files[DOCS_SLUG], "message": DOCS_MESSAGE}],
+            FORMAT_SLUG: [{"files": files[FORMAT_SLUG], "message": FORMAT_MESSAGE}],
+            DOCS_SLUG: docs_builds,
         },
         "pull_request": {
             "title": "Add a dotted table format",

@@ -9,6 +9,7 @@ relay under gunicorn, and tabulate's own output tests as the quality gate.
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import sys
 import time
@@ -76,19 +77,22 @@ def _callback_roles(scenario: Scenario) -> set[str]:
     return roles
 
 
-def _wait_for_format_builder(stack: Stack, job: Job) -> None:
-    """Wait until the saved state records the format builder's running command."""
+def _wait_for_docs_builder(stack: Stack, job: Job) -> None:
+    """Wait until the saved state records the docs builder's running command.
+
+    By then the planner, both builders and the merger have their sandboxes.
+    """
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         assert job.process.poll() is None, job.log_path.read_text()
         bodies = [c["body"] for c in _tracking(stack)]
         if bodies:
             plan = decode_state(bodies[0]).plan
-            stream = plan.stream(tabulate_project.FORMAT_SLUG) if plan else None
+            stream = plan.stream(tabulate_project.DOCS_SLUG) if plan else None
             if stream is not None and stream.agent_command_id:
                 return
         time.sleep(0.1)
-    raise AssertionError("the format stream's builder never started")
+    raise AssertionError("the docs stream's builder never started")
 
 
 @pytest.fixture(scope="module")
@@ -111,14 +115,14 @@ def resumed(
     tmp_path_factory: pytest.TempPathFactory, tabulate_sdist: Path
 ) -> Iterator[Scenario]:
     stack = start_stack(
-        tmp_path_factory.mktemp("resumed"), tabulate_sdist, slow_format_s=30
+        tmp_path_factory.mktemp("resumed"), tabulate_sdist, slow_docs_s=30
     )
     try:
         plan, comment = _open_issue(stack)
         job = stack.start_job(
             "issue_comment", stack.harness.commented(1, "/tack approve")
         )
-        _wait_for_format_builder(stack, job)
+        _wait_for_docs_builder(stack, job)
         job.kill()
         created = stack.sandboxes_created()
         final = stack.run_job(
@@ -261,3 +265,65 @@ def test_job_reads_stored_callbacks(approved: Scenario) -> None:
 
     assert stored
     assert {webhook_id for _, webhook_id, _ in stored} <= read
+
+
+# The interrupted run: label, /tack approve killed mid-build, /tack resume.
+
+
+def test_resume_opens_one_pull_request(resumed: Scenario) -> None:
+    pulls = list(resumed.stack.github.state.pulls.values())
+
+    assert resumed.final.exit_code == 0, resumed.final.output
+    assert resumed.final.outputs["status"] == "completed"
+    assert len(pulls) == 1
+    assert pulls[0]["head"] == resumed.final.outputs["branch"]
+    assert "is **completed**" in _tracking(resumed.stack)[0]["body"]
+
+
+def test_resume_creates_no_sandbox(resumed: Scenario) -> None:
+    # The planner, one builder per stream and the merger existed at the kill.
+    assert resumed.created_before_kill == 4
+    assert resumed.stack.sandboxes_created() == resumed.created_before_kill
+
+
+def test_resume_matches_uninterrupted_tree(
+    resumed: Scenario, approved: Scenario
+) -> None:
+    assert _head_diff(resumed) == _head_diff(approved)
+
+
+def test_resume_deletes_every_sandbox(resumed: Scenario) -> None:
+    assert resumed.stack.daytona.sandboxes == {}
+
+
+def test_resume_relay_stores_every_callback(resumed: Scenario) -> None:
+    posted = resumed.stack.counter.callbacks_posted()
+    stored = {webhook_id for _, webhook_id, _ in resumed.stack.stored_events()}
+
+    assert posted
+    assert posted == stored
+
+
+@pytest.mark.parametrize("name", ["approved", "resumed"])
+def test_scenario_counts_are_recorded(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    scenario: Scenario = request.getfixturevalue(name)
+    stack = scenario.stack
+    counts = {
+        "callback_attempts": stack.counter.callback_attempts(),
+        "callbacks_posted": len(stack.counter.callbacks_posted()),
+        "events_stored": len(stack.stored_events()),
+        "events_read_by_job": len(stack.counter.events_read()),
+        "relay_requests": len(stack.counter.requests),
+        "sandboxes_created": stack.sandboxes_created(),
+        "daytona_requests": len(stack.daytona.requests),
+        "github_api_requests": len(stack.github.requests),
+        "git_http_requests": len(stack.github.git_requests),
+        "oidc_tokens_minted": stack.issuer.token_requests,
+    }
+    timings = {label: round(seconds, 1) for label, seconds in stack.timings.items()}
+    print(f"\n{name}: {json.dumps(counts)} seconds per job: {json.dumps(timings)}")
+
+    assert counts["callback_attempts"] >= counts["callbacks_posted"]
+    assert counts["daytona_requests"] > counts["sandboxes_created"]
