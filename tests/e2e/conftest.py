@@ -30,7 +30,7 @@ import yaml
 from ..fakes.daytona_server import FakeDaytonaServer
 from ..fakes.github_server import FakeGitHub
 from ..fakes.oidc import REQUEST_TOKEN, FakeOIDCIssuer
-from ..github.conftest import MAINTAINER, ActionHarness
+from ..github.conftest import MAINTAINER, ActionHarness, ActionResult
 from ..github.openapi import EXAMPLES_PATH, load_examples, require_fixture
 from ..helpers import git
 from ..relay.conftest import RelayServer, free_port, relay_settings
@@ -143,8 +143,9 @@ class CallbackCounter:
                         self.command, self.path, content=body, headers=headers
                     )
                 except httpx.HTTPError:
-                    # The relay stopped while a long-poll was in flight.
-                    self.send_error(502)
+                    # Only teardown stops the relay during a long-poll, and
+                    # by then the job has ended, so no response is sent.
+                    self.close_connection = True
                     return
                 entry = ProxiedRequest(
                     self.command,
@@ -231,7 +232,9 @@ class Stack:
         log.close()
         return Job(process, env, log_path, time.monotonic())
 
-    def run_job(self, event_name: str, payload: dict[str, Any], label: str) -> Any:
+    def run_job(
+        self, event_name: str, payload: dict[str, Any], label: str
+    ) -> ActionResult:
         """Run one job to its end, record its duration and return its result."""
         job = self.start_job(event_name, payload)
         code = job.process.wait(RUN_TIMEOUT_S)
