@@ -52,8 +52,15 @@ def make_relay(config: TackConfig) -> RelayClient | None:
 
 
 def open_channel(ctx: RunContext) -> None:
-    """Open the objective's relay channel once and remember it in the state."""
-    if ctx.relay is None or ctx.objective.relay_channel:
+    """Open this run's relay channel and remember it in the state.
+
+    Opening is idempotent for one job, so every run asks again. A job that
+    signs in with its OIDC token owns only the channel of its own run id and
+    attempt, so a later run (``/tack approve``, ``/tack resume``) gets a new
+    channel and reads it from the start; events left unread on the previous
+    channel are hints the sandbox state already confirms.
+    """
+    if ctx.relay is None:
         return
     try:
         info = ctx.relay.open_channel(run=ctx.objective.id)
@@ -62,8 +69,15 @@ def open_channel(ctx: RunContext) -> None:
         ctx.relay = None
         return
     with ctx.locked() as objective:
-        objective.relay_channel = info.channel
-        objective.relay_cursor = max(objective.relay_cursor, 0)
+        if objective.relay_channel != info.channel:
+            if objective.relay_channel:
+                log.info(
+                    "relay channel %s replaces %s for this run",
+                    info.channel,
+                    objective.relay_channel,
+                )
+            objective.relay_channel = info.channel
+            objective.relay_cursor = 0
 
 
 class RelayListener:

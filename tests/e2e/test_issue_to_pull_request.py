@@ -248,11 +248,6 @@ def test_relay_stores_every_callback_sent(approved: Scenario) -> None:
     assert posted == stored
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a later job run reuses the channel the planning run opened, which "
-    "its OIDC principal does not own, so its sessions get no callback URL",
-)
 def test_relay_carries_every_role(approved: Scenario) -> None:
     roles = _callback_roles(approved)
 
