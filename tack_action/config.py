@@ -13,15 +13,24 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from .errors import ConfigError
 
@@ -39,6 +48,19 @@ BUILTIN_MAX_DURATION_MINUTES: dict[str, float] = {
 }
 BUILTIN_IDLE_MINUTES: float = 10
 
+# Role names that agents.timeouts and a mapping agents.command accept. They are
+# the blueprint roles plus "default", which applies to every role not listed.
+KNOWN_ROLES = (
+    "default",
+    "planner",
+    "builder",
+    "reviewer",
+    "scout",
+    "lead",
+    "merger",
+    "pr-writer",
+)
+
 # Keys that Tack once accepted in config.yaml, with the key that replaced them.
 _CONFIG_KEY_HINTS = {
     "sandbox.post_create": "sandbox.post_create is deprecated in Tack; "
@@ -51,8 +73,32 @@ _Model = typing.TypeVar("_Model", bound=BaseModel)
 
 class _Strict(BaseModel):
     # Strict mode keeps YAML's own types: `max_concurrent: "8"` or
-    # `auto_resolve: yes` (a string) are errors, not silent conversions.
+    # `auto_resolve: yes` (a string, see StrictSafeLoader) are errors, not
+    # silent conversions.
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _check_command(command: str) -> str:
+    if not command.strip():
+        raise PydanticCustomError(
+            "empty_command",
+            "the command is empty. Remove the entry or write a shell command.",
+        )
+    return command
+
+
+def _check_role(role: str) -> None:
+    if role not in KNOWN_ROLES:
+        raise PydanticCustomError(
+            "unknown_role",
+            "unknown role {role}. Known roles: {known}.",
+            {"key": role, "role": repr(role), "known": ", ".join(KNOWN_ROLES)},
+        )
+
+
+# A shell command in a list; blank commands are rejected because they would
+# pass as gates or setup steps without running anything.
+Command = Annotated[str, AfterValidator(_check_command)]
 
 
 class Resources(_Strict):
@@ -87,8 +133,8 @@ class SandboxSettings(_Strict):
 class ProjectSetup(_Strict):
     """Commands that prepare a new sandbox, and checks that it is ready."""
 
-    commands: list[str] = Field(default_factory=list)
-    verify: list[str] = Field(default_factory=list)
+    commands: list[Command] = Field(default_factory=list)
+    verify: list[Command] = Field(default_factory=list)
 
 
 class DaemonSettings(_Strict):
@@ -120,7 +166,7 @@ class AgentSettings(_Strict):
 
     runtime: Literal["command", "claude-code", "codex", "pi"] = "command"
     # The shell command the command runtime runs: one for every role, or one
-    # per role name (planner, builder, reviewer, pr-writer) plus "default".
+    # per role name in KNOWN_ROLES, with "default" for the roles not listed.
     command: str | dict[str, str] | None = None
     max_concurrent: int = 8
     stagger_delay_ms: int = Field(default=500, ge=0)
@@ -129,6 +175,25 @@ class AgentSettings(_Strict):
     # before the quality gates run; otherwise they are only reported.
     enforce_file_scope: bool = False
     pi: PiSettings = Field(default_factory=PiSettings)
+
+    @field_validator("command")
+    @classmethod
+    def _check_command_roles(
+        cls, value: str | dict[str, str] | None
+    ) -> str | dict[str, str] | None:
+        if isinstance(value, dict):
+            for role in value:
+                _check_role(role)
+        return value
+
+    @field_validator("timeouts")
+    @classmethod
+    def _check_timeout_roles(
+        cls, value: dict[str, RoleTimeout]
+    ) -> dict[str, RoleTimeout]:
+        for role in value:
+            _check_role(role)
+        return value
 
     @field_validator("max_concurrent")
     @classmethod
@@ -173,7 +238,7 @@ class GitSettings(_Strict):
 class PlanningSettings(_Strict):
     """Limits on the plans the planner may return."""
 
-    max_streams: int = 8
+    max_streams: int = Field(default=8, ge=1)
 
 
 class MergeSettings(_Strict):
@@ -191,7 +256,7 @@ class TackConfig(_Strict):
     project_setup: ProjectSetup = Field(default_factory=ProjectSetup)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     agents: AgentSettings = Field(default_factory=AgentSettings)
-    quality_gates: list[str] = Field(default_factory=list)
+    quality_gates: list[Command] = Field(default_factory=list)
     git: GitSettings = Field(default_factory=GitSettings)
     blueprint: str = ""
     planning: PlanningSettings = Field(default_factory=PlanningSettings)
@@ -326,7 +391,7 @@ def read_yaml_mapping(path: Path) -> dict[str, Any] | None:
         ) from exc
 
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+        data = yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(path, "", _describe_yaml_error(exc)) from exc
 
@@ -403,8 +468,13 @@ class _Problem(typing.NamedTuple):
     text: str | None
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A SafeLoader that rejects a key given twice in one mapping."""
+class StrictSafeLoader(yaml.SafeLoader):
+    """A SafeLoader that rejects duplicate keys and reads only true/false as booleans.
+
+    PyYAML follows YAML 1.1, where yes, no, on, off, y and n are booleans too.
+    Here they stay strings, as in YAML 1.2, so a strict model rejects them
+    instead of reading `auto_resolve: yes` as true.
+    """
 
 
 def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
@@ -430,9 +500,24 @@ def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -
     return loader.construct_mapping(node, deep=True)
 
 
-_UniqueKeyLoader.add_constructor(
+StrictSafeLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
 )
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+
+# Every implicit resolver of SafeLoader except its YAML 1.1 boolean one, which
+# is replaced by the YAML 1.2 core schema spellings.
+StrictSafeLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+StrictSafeLoader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+# YAML 1.1 boolean spellings that StrictSafeLoader reads as strings.
+_YAML11_BOOLEANS = {"yes", "no", "on", "off", "y", "n"}
 
 
 def _describe_yaml_error(exc: yaml.YAMLError) -> str:
@@ -510,6 +595,21 @@ def _problem_from_error(
 
     if kind == "missing":
         return _Problem(_join_key(parts), None, got, "this required key is missing.")
+
+    if kind in ("empty_command", "unknown_role"):
+        # Our own validators: the message is complete, and "key" in the
+        # context names the offending mapping key below the location.
+        extra = context.get("key")
+        key = _join_key([*parts, extra] if extra else parts)
+        return _Problem(key, None, got, error["msg"])
+
+    if kind == "bool_type" and isinstance(value, str):
+        if value.lower() in _YAML11_BOOLEANS:
+            text = (
+                f"expected true or false, got {got}. YAML 1.1 spellings such as "
+                "yes, no, on and off are not booleans here."
+            )
+            return _Problem(_join_key(parts), None, got, text)
 
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         # A tagged union: the "type" key chooses the shape of the mapping.

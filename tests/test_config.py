@@ -322,6 +322,89 @@ def test_max_concurrent_non_positive_becomes_five(tmp_path: Path, value: int) ->
     assert config.agents.max_concurrent == 5
 
 
+@pytest.mark.parametrize("spelling", ["yes", "no", "on", "Off", "Y", "n"])
+def test_config_error_yaml11_boolean_rejected(tmp_path: Path, spelling: str) -> None:
+    error = load_project_error(tmp_path, f"merge:\n  auto_resolve: {spelling}\n")
+
+    assert error.key == "merge.auto_resolve"
+    assert error.problem.startswith(f"expected true or false, got {spelling!r}.")
+    assert "YAML 1.1 spellings" in error.problem
+
+
+@pytest.mark.parametrize(("spelling", "expected"), [("true", True), ("FALSE", False)])
+def test_load_config_reads_core_booleans(
+    tmp_path: Path, spelling: str, expected: bool
+) -> None:
+    write_project(tmp_path, f"merge:\n  auto_resolve: {spelling}\n")
+
+    config = load_config(tmp_path)
+
+    assert config.merge.auto_resolve is expected
+
+
+def test_load_config_keeps_yes_as_string(tmp_path: Path) -> None:
+    write_project(tmp_path, "git:\n  author_name: yes\n")
+
+    config = load_config(tmp_path)
+
+    assert config.git.author_name == "yes"
+
+
+def test_config_error_unknown_timeout_role(tmp_path: Path) -> None:
+    text = "agents:\n  timeouts:\n    buidler:\n      max_duration_minutes: 1\n"
+
+    error = load_project_error(tmp_path, text)
+
+    assert error.key == "agents.timeouts.buidler"
+    assert error.problem.startswith("unknown role 'buidler'. Known roles: default,")
+    assert "pr-writer" in error.problem
+
+
+def test_config_error_unknown_command_role(tmp_path: Path) -> None:
+    error = load_project_error(tmp_path, "agents:\n  command:\n    bilder: x\n")
+
+    assert error.key == "agents.command.bilder"
+    assert error.problem.startswith("unknown role 'bilder'. Known roles: default,")
+
+
+def test_load_config_accepts_every_known_role(tmp_path: Path) -> None:
+    roles = ["default", "planner", "builder", "reviewer"]
+    roles += ["scout", "lead", "merger", "pr-writer"]
+    commands = "".join(f"    {role}: run-{role}\n" for role in roles)
+    timeouts = "".join(f"    {role}: {{idle_minutes: 2}}\n" for role in roles)
+    text = f"agents:\n  command:\n{commands}  timeouts:\n{timeouts}"
+    write_project(tmp_path, text)
+
+    config = load_config(tmp_path)
+
+    assert agent_command(config, "pr-writer") == "run-pr-writer"
+    assert sorted(config.agents.timeouts) == sorted(roles)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("quality_gates: [pytest, '   ']\n", "quality_gates[1]"),
+        ("quality_gates: ['']\n", "quality_gates[0]"),
+        ("project_setup:\n  commands: ['']\n", "project_setup.commands[0]"),
+        ("project_setup:\n  verify: [make, ' ']\n", "project_setup.verify[1]"),
+    ],
+)
+def test_config_error_empty_command(tmp_path: Path, text: str, key: str) -> None:
+    error = load_project_error(tmp_path, text)
+
+    assert error.key == key
+    assert error.problem.startswith("the command is empty.")
+
+
+@pytest.mark.parametrize("value", [0, -1])
+def test_config_error_max_streams_below_one(tmp_path: Path, value: int) -> None:
+    error = load_project_error(tmp_path, f"planning:\n  max_streams: {value}\n")
+
+    assert error.key == "planning.max_streams"
+    assert error.problem == f"expected a value of at least 1, got {value}."
+
+
 def test_stagger_delay_negative_rejected(tmp_path: Path) -> None:
     error = load_project_error(tmp_path, "agents:\n  stagger_delay_ms: -10\n")
 
