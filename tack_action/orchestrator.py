@@ -84,7 +84,16 @@ def make_provider(
     ``$DAYTONA_API_KEY``, then credentials.yaml, then the config fallback.
     """
     if config.sandbox.provider == "local":
-        return LocalProvider(worktree_root(config))
+        root = worktree_root(config)
+        if "$" in str(root) or not root.is_absolute():
+            raise ConfigError(
+                ".tack/config.yaml",
+                "sandbox.worktree_dir",
+                f"{str(root)!r} is not an absolute path with every variable set; "
+                "give an absolute directory, or leave it empty for "
+                "$TMPDIR/tack-worktrees",
+            )
+        return LocalProvider(root)
 
     from .sandbox.daytona import DaytonaProvider
 
@@ -138,6 +147,8 @@ def create_objective(
     config = load_config(repo)
     blueprints = load_blueprints(repo)
     chosen = resolve_blueprint(blueprints, blueprint or config.blueprint or None)
+    if config.sandbox.provider == "local":
+        make_provider(config)  # rejects an unusable worktree_dir now
     if plan is not None:
         validate_plan(plan, max_streams=config.planning.max_streams)
         plan.transition(PlanStatus.PENDING_APPROVAL)

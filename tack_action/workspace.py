@@ -55,11 +55,29 @@ def _reload(
 
 
 def _is_ready(sandbox: Sandbox) -> bool:
+    """Return whether setup finished and the sandbox's clone is still intact."""
     try:
         sandbox.download(f"{sandbox.tmpdir}/{SETUP_MARKER}")
     except (SandboxError, OSError):
         return False
-    return True
+    if _has_own_clone(sandbox):
+        return True
+    log.warning("sandbox %s lost its git clone; preparing it again", sandbox.id)
+    return False
+
+
+def _has_own_clone(sandbox: Sandbox) -> bool:
+    """Return whether the workdir is the top of its own git clone.
+
+    Asking ``git rev-parse`` alone is not enough, because git also finds a
+    repository that merely contains the workdir.
+    """
+    result = sandbox.exec("git rev-parse --show-toplevel")
+    if result.exit_code != 0:
+        return False
+    top = result.output.strip()
+    check = sandbox.exec(f"test {shlex.quote(top)} -ef .")
+    return check.exit_code == 0
 
 
 def _prepare(ctx: RunContext, sandbox: Sandbox, branch: str, start_point: str) -> str:
@@ -68,8 +86,7 @@ def _prepare(ctx: RunContext, sandbox: Sandbox, branch: str, start_point: str) -
     Every step is safe to repeat, because a crash can interrupt this at any
     point and the next run prepares the same sandbox again.
     """
-    probe = sandbox.exec("git rev-parse --git-dir")
-    if probe.exit_code != 0:
+    if not _has_own_clone(sandbox):
         workdir = shlex.quote(sandbox.workdir)
         sandbox.exec(f"rm -rf {workdir} && mkdir -p {workdir}")
         git.clone(sandbox, ctx.objective.repo, env=ctx.git_env)

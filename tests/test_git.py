@@ -420,5 +420,19 @@ def test_url_rewrite_blocks_credentialed_push(sandbox: LocalSandbox) -> None:
         "https://github.com/",
     )
 
-    with pytest.raises(GitError, match="rewrites remote URLs"):
+    with pytest.raises(GitError, match="url.http://127.0.0.1:9/.insteadof"):
         git.push(sandbox, "HEAD", "x", env=git.auth_env("ghs_x"))
+
+
+def test_credentialed_fetch_rejects_repo_proxy(
+    sandbox: LocalSandbox, origin: Path
+) -> None:
+    sandbox.exec("git config http.proxy http://127.0.0.1:9")
+    sandbox.exec("git config http.sslVerify false")
+
+    with pytest.raises(GitError) as error:
+        git.fetch(sandbox, env=git.auth_env("canary-token"), remote=str(origin))
+
+    assert "http.proxy" in str(error.value)
+    assert "http.sslverify" in str(error.value)
+    assert "canary-token" not in str(error.value)

@@ -595,3 +595,51 @@ def test_failed_planning_plans_again_on_resume(tmp_path: Path) -> None:
     again = _only_objective(state)
     assert again.status is ObjectiveStatus.PLANNING
     assert again.plan.status.value == "pending_approval"
+
+
+def test_worktree_dir_inside_project_leaves_it_alone(tmp_path: Path) -> None:
+    script = {
+        "plan": plan_text([_stream("Add note", ["notes.md"])]),
+        "builders": {"add-note": [{"files": {"notes.md": "note\n"}}]},
+    }
+    repo = make_repo(tmp_path / "work", script)
+    config = (repo / ".tack" / "config.yaml").read_text()
+    inside = repo / ".worktrees"
+    config = config.replace(str(tmp_path / "work" / "sandboxes"), str(inside))
+    (repo / ".tack" / "config.yaml").write_text(config)
+    (repo / ".gitignore").write_text("__pycache__/\n.worktrees/\n")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "cfg")
+    (repo / "untracked.txt").write_text("mine\n")
+    head = git(repo, "rev-parse", "HEAD")
+    state = tmp_path / "state"
+
+    result = _invoke(state, "plan", "Note", "--repo", str(repo), "--approve")
+
+    assert result.exit_code == 0, result.output
+    assert git(repo, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert (repo / "untracked.txt").read_text() == "mine\n"
+    objective = _only_objective(state)
+    tree = git(repo, "ls-tree", "-r", "--name-only", objective.merge_branch)
+    assert "notes.md" in tree.splitlines()
+    assert "untracked.txt" not in tree.splitlines()
+
+
+def test_relative_worktree_dir_is_rejected(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "work", {"builders": {}})
+    config = (repo / ".tack" / "config.yaml").read_text()
+    config = config.replace(str(tmp_path / "work" / "sandboxes"), "$TACK_UNSET_X/wt")
+    (repo / ".tack" / "config.yaml").write_text(config)
+    plan_file = tmp_path / "plan.md"
+    plan_file.write_text(plan_text([_stream("Add note", ["notes.md"])]))
+    state = tmp_path / "state"
+
+    result = _invoke(
+        state, "plan", "Note", "--repo", str(repo), "--plan-file", str(plan_file)
+    )
+
+    assert result.exit_code == 1
+    assert "sandbox.worktree_dir" in result.output
+    assert not (state / "objectives").exists() or not any(
+        (state / "objectives").glob("*.json")
+    )

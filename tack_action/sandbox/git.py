@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import shlex
 from collections.abc import Iterable
 
@@ -305,6 +306,12 @@ def _git(
 ) -> ExecResult:
     """Run one hardened git command in the sandbox's workdir."""
     command = _command(args)
+    if env and "GIT_CONFIG_COUNT" in env:
+        # Credentialed commands ignore proxies and always verify TLS, whatever
+        # the environment or a config file the check above cannot see says.
+        command = command.replace(
+            "git ", "git -c http.proxy= -c http.sslVerify=true ", 1
+        )
     full_env = {"GIT_TERMINAL_PROMPT": "0", **(env or {})}
     result = sandbox.exec(command, env=full_env, timeout=GIT_TIMEOUT_S)
     if check and result.exit_code != 0:
@@ -329,23 +336,42 @@ def _identity_env(name: str, email: str) -> dict[str, str]:
     }
 
 
-def _check_url_rewrites(sandbox: Sandbox, env: dict[str, str] | None) -> None:
-    """Reject ``url.*.insteadOf`` config before a credentialed network command.
+# Repository settings that change where a credentialed request goes or whether
+# its TLS is checked. An agent can write any of them into .git/config (or a
+# file it includes), so they are rejected before the token is sent.
+_UNSAFE_CONFIG = re.compile(
+    r"^(url\..*\.(insteadof|pushinsteadof)"
+    r"|http\..*"
+    r"|remote\..*\.(proxy|proxyauthmethod)"
+    r"|core\.(gitproxy|sshcommand|askpass))=",
+    re.IGNORECASE,
+)
 
-    Such a rewrite in ``.git/config`` would send the auth header to another
-    host. Without credentials in ``env`` there is nothing to leak.
+
+def _check_url_rewrites(sandbox: Sandbox, env: dict[str, str] | None) -> None:
+    """Reject repository config that could redirect a credentialed command.
+
+    URL rewrites, any ``http.*`` setting (proxies, TLS verification, CA files,
+    resolve overrides) and remote proxies would send the auth header to
+    another host or let one read it. Without credentials in ``env`` there is
+    nothing to leak.
     """
     if not env:
         return
-    args = ["config", "--get-regexp", r"^url\..*insteadof$"]
+    args = ["config", "--list", "--includes", "--local"]
     result = _git(sandbox, args, check=False)
-    if result.exit_code == 0 and result.output.strip():
+    unsafe = [
+        line.split("=", 1)[0]
+        for line in result.output.splitlines()
+        if _UNSAFE_CONFIG.match(line)
+    ]
+    if unsafe:
         raise GitError(
             _command(args),
             NOT_RUN,
-            "The repository config rewrites remote URLs, which could send "
-            f"credentials to another host:\n{result.output.strip()}\n"
-            "Remove these url.*.insteadOf entries from .git/config.",
+            "The repository config has settings that could send credentials to "
+            f"another host: {', '.join(sorted(set(unsafe)))}. Remove them from "
+            ".git/config; tack-action never sets them.",
         )
 
 

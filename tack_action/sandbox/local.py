@@ -290,6 +290,9 @@ class LocalSandbox:
             "TMPDIR": self.tmpdir,
             "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_TERMINAL_PROMPT": "0",
+            # Git must never find a repository above the sandbox's own clone,
+            # such as a project that contains the worktree directory.
+            "GIT_CEILING_DIRECTORIES": str(Path(self.workdir).parent),
         }
         for name in ("LANG", "LC_ALL"):
             if name in os.environ:
