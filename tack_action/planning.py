@@ -10,19 +10,23 @@ The planner's final message contains one fenced YAML block::
     quality_gates:
       - pytest -q
 
-Everything in the planner's text is data: it is parsed with ``yaml.safe_load``
-only, never executed or interpolated, and its size is capped before parsing.
+Everything in the planner's text is data: it is parsed with a PyYAML safe
+loader only, never executed or interpolated, and its size is capped before
+parsing. Unknown keys and duplicate keys are errors, as in config files.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .config import StrictSafeLoader
 from .errors import PlanError
 from .model import Plan, Stream, slugify
 
@@ -38,6 +42,14 @@ MAX_PLAN_BYTES = 256 * 1024
 MAX_PLAN_VALUES = 20_000
 
 SLUG_MAX_LENGTH = 30
+
+# Slugs that other names are built from: the merge branch tack/<id>/merge and
+# the merger and planner sandboxes tack-<id>-merge and tack-<id>-planner. A
+# stream whose title slugifies to one of them gets "-stream" appended.
+RESERVED_SLUGS = frozenset({"merge", "planner"})
+
+STREAM_KEYS = ("title", "description", "file_scope", "dependencies")
+PLAN_KEYS = ("streams", "quality_gates")
 
 # An opening fence of three or more backticks with an optional info string,
 # then everything up to a closing fence of the same length on its own line.
@@ -64,16 +76,7 @@ def parse_plan_output(text: str, *, max_streams: int = 8) -> Plan:
 def load_plan_file(path: str | Path, *, max_streams: int = 8) -> Plan:
     """Load a plan from a YAML file or from a text file with a fenced block."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise PlanError(f"Cannot read plan file {str(path)!r}: {exc}.") from exc
-    _check_size(size, f"Plan file {str(path)!r}")
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError(f"Cannot read plan file {str(path)!r}: {exc}.") from exc
+    text = _read_plan_file(path)
 
     if path.suffix.lower() not in (".yaml", ".yml"):
         return parse_plan_output(text, max_streams=max_streams)
@@ -87,6 +90,45 @@ def load_plan_file(path: str | Path, *, max_streams: int = 8) -> Plan:
     plan = _build_plan(document, raw_output=text)
     validate_plan(plan, max_streams=max_streams)
     return plan
+
+
+def _read_plan_file(path: Path) -> str:
+    """Read a regular file of at most MAX_PLAN_BYTES as UTF-8 text."""
+    source = f"Plan file {str(path)!r}"
+    try:
+        # Checked before opening, because opening a FIFO blocks until a
+        # writer appears, and a device such as /dev/zero reports size 0.
+        _check_regular(path.stat().st_mode, path)
+
+        # O_NONBLOCK keeps the open from blocking if the path was swapped for
+        # a FIFO after the check; it has no effect on reading a regular file.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(descriptor, "rb") as file:
+            _check_regular(os.fstat(file.fileno()).st_mode, path)
+            data = file.read(MAX_PLAN_BYTES + 1)
+    except OSError as exc:
+        raise PlanError(f"Cannot read plan file {str(path)!r}: {exc}.") from exc
+
+    if len(data) > MAX_PLAN_BYTES:
+        raise PlanError(
+            f"{source} is larger than the {MAX_PLAN_BYTES} bytes allowed. "
+            "Shorten the plan."
+        )
+
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PlanError(
+            f"{source} is not valid UTF-8 (byte offset {exc.start}). Save it as UTF-8."
+        ) from exc
+
+
+def _check_regular(mode: int, path: Path) -> None:
+    if not stat.S_ISREG(mode):
+        raise PlanError(
+            f"Plan file {str(path)!r} is not a regular file (it is a device, "
+            "FIFO, socket or directory). Pass the path of a YAML or text file."
+        )
 
 
 def validate_plan(plan: Plan, *, max_streams: int) -> None:
@@ -196,7 +238,7 @@ def _find_plan_document(text: str) -> dict[str, Any]:
 
 def _load_yaml(text: str, source: str) -> Any:
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         raise PlanError(f"Invalid YAML in {source}: {exc}") from exc
     _check_value_count(document)
@@ -223,6 +265,7 @@ def _check_value_count(document: Any) -> None:
 
 
 def _build_plan(document: dict[str, Any], *, raw_output: str) -> Plan:
+    _check_keys(document, PLAN_KEYS, "The plan")
     raw_streams = document.get("streams")
     if not isinstance(raw_streams, list):
         raise PlanError(
@@ -259,6 +302,10 @@ def _build_stream(raw: Any, index: int) -> Stream:
         )
 
     title = raw.get("title")
+    label = f"Stream {index}"
+    if isinstance(title, str) and title.strip():
+        label = f"Stream {title.strip()!r}"
+    _check_keys(raw, STREAM_KEYS, label)
     _check_title(title, index)
     title = title.strip()
 
@@ -279,6 +326,15 @@ def _build_stream(raw: Any, index: int) -> Stream:
         file_scope=[g.strip() for g in file_scope],
         dependencies=[d.strip() for d in dependencies],
     )
+
+
+def _check_keys(mapping: dict[Any, Any], allowed: tuple[str, ...], owner: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            raise PlanError(
+                f"{owner} has the unknown key {_describe(key)}. Allowed keys: "
+                f"{', '.join(allowed)}."
+            )
 
 
 def _string_list(value: Any, title: str, field: str) -> list[str]:
@@ -316,10 +372,12 @@ def _resolve_dependency_case(streams: list[Stream]) -> None:
 
 
 def _assign_slugs(streams: list[Stream]) -> None:
-    """Give each stream a unique slug, adding -2, -3 within the length limit."""
-    used: set[str] = set()
+    """Give each stream a unique, unreserved slug, adding -2, -3 within the limit."""
+    used: set[str] = set(RESERVED_SLUGS)
     for stream in streams:
         base = slugify(stream.title, SLUG_MAX_LENGTH)
+        if base in RESERVED_SLUGS:
+            base = f"{base}-stream"
         slug = base
         number = 2
         while slug in used:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -204,6 +205,81 @@ def test_parse_plan_output_makes_slugs_unique() -> None:
     assert all(len(s) <= 30 for s in slugs)
 
 
+@pytest.mark.parametrize(
+    ("titles", "expected"),
+    [
+        (["Merge", "Other"], ["merge-stream", "other"]),
+        (["Planner", "merge"], ["planner-stream", "merge-stream"]),
+        (["Merge stream", "MERGE"], ["merge-stream", "merge-stream-2"]),
+    ],
+)
+def test_parse_plan_output_avoids_reserved_slugs(
+    titles: list[str], expected: list[str]
+) -> None:
+    lines = [
+        f"  - {{title: '{title}', file_scope: [f{i}]}}\n"
+        for i, title in enumerate(titles)
+    ]
+    body = "streams:\n" + "".join(lines)
+
+    plan = parse_plan_output(fenced(body))
+
+    assert [s.slug for s in plan.streams] == expected
+
+
+def test_parse_plan_output_rejects_unknown_stream_key() -> None:
+    body = (
+        "streams:\n"
+        "  - {title: A, file_scope: [a], depends_on: [B]}\n"
+        "  - {title: B, file_scope: [b]}\n"
+    )
+
+    with pytest.raises(PlanError) as caught:
+        parse_plan_output(fenced(body))
+
+    message = str(caught.value)
+    assert "'depends_on'" in message
+    assert "Stream 'A'" in message
+    assert "title, description, file_scope, dependencies" in message
+
+
+def test_parse_plan_output_unknown_key_untitled_stream() -> None:
+    body = "streams:\n  - {titel: A, file_scope: [a]}\n"
+
+    with pytest.raises(PlanError, match="Stream 1 has the unknown key 'titel'"):
+        parse_plan_output(fenced(body))
+
+
+def test_parse_plan_output_rejects_unknown_top_key() -> None:
+    body = "streams:\n  - {title: A, file_scope: [a]}\nquality_gate: [pytest]\n"
+
+    with pytest.raises(PlanError) as caught:
+        parse_plan_output(fenced(body))
+
+    message = str(caught.value)
+    assert "'quality_gate'" in message
+    assert "Allowed keys: streams, quality_gates." in message
+
+
+def test_load_plan_file_rejects_duplicate_key(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "streams:\n  - {title: A, file_scope: [a]}\n"
+        "streams:\n  - {title: B, file_scope: [b]}\n",
+        encoding="utf-8",
+    )
+
+    with pytest.raises(PlanError, match="found duplicate key 'streams'"):
+        load_plan_file(path)
+
+
+def test_parse_plan_output_rejects_duplicate_stream_key() -> None:
+    body = "streams:\n  - {title: A, title: B, file_scope: [a]}\n"
+
+    with pytest.raises(PlanError, match="found duplicate key 'title'"):
+        parse_plan_output(fenced(body))
+
+
 def test_parse_plan_output_quality_gates_optional() -> None:
     body = "streams:\n  - {title: A, file_scope: [a]}\n"
 
@@ -366,6 +442,49 @@ def test_load_plan_file_oversized_fails(tmp_path: Path) -> None:
     path.write_text(PLAN_YAML + "#" * MAX_PLAN_BYTES, encoding="utf-8")
 
     with pytest.raises(PlanError, match="bytes allowed"):
+        load_plan_file(path)
+
+
+@pytest.mark.timeout(10)
+def test_load_plan_file_rejects_fifo(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    os.mkfifo(path)
+
+    with pytest.raises(PlanError, match="is not a regular file"):
+        load_plan_file(path)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("name", ["z.yaml", "z.txt"])
+def test_load_plan_file_rejects_device_symlink(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.symlink_to("/dev/zero")
+
+    with pytest.raises(PlanError, match="is not a regular file"):
+        load_plan_file(path)
+
+
+def test_load_plan_file_rejects_directory(tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match="is not a regular file"):
+        load_plan_file(tmp_path)
+
+
+def test_load_plan_file_accepts_size_at_limit(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    padding = MAX_PLAN_BYTES - len(PLAN_YAML.encode("utf-8")) - 1
+    path.write_text(PLAN_YAML + "#" * padding + "\n", encoding="utf-8")
+
+    plan = load_plan_file(path)
+
+    assert path.stat().st_size == MAX_PLAN_BYTES
+    assert len(plan.streams) == 2
+
+
+def test_load_plan_file_not_utf8_fails(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_bytes(b"streams: []\n# \xff\n")
+
+    with pytest.raises(PlanError, match="not valid UTF-8"):
         load_plan_file(path)
 
 
