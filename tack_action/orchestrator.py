@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from pathlib import Path
 
 from . import prompts, scheduler
@@ -19,7 +20,7 @@ from .blueprints import Step, load_blueprints, resolve_blueprint
 from .config import TackConfig, agent_command, load_config, worktree_root
 from .context import RunContext
 from .credentials import find_daytona_api_key, load_credentials
-from .errors import ConfigError, PlanError, TackError
+from .errors import AgentError, ConfigError, PlanError, TackError
 from .events import RelayListener, make_relay, open_channel
 from .forge import Forge
 from .model import (
@@ -149,6 +150,9 @@ def create_objective(
     chosen = resolve_blueprint(blueprints, blueprint or config.blueprint or None)
     if config.sandbox.provider == "local":
         make_provider(config)  # rejects an unusable worktree_dir now
+    _check_agent_commands(config, blueprints, chosen.id, planned=plan is not None)
+    if origin is None:
+        _check_base_branch(repo, config.daemon.base_branch)
     if plan is not None:
         validate_plan(plan, max_streams=config.planning.max_streams)
         plan.transition(PlanStatus.PENDING_APPROVAL)
@@ -164,6 +168,50 @@ def create_objective(
         objective.id = objective_id
     store.save(objective, 0)
     return objective
+
+
+def _check_agent_commands(
+    config: TackConfig, blueprints: dict, top_id: str, *, planned: bool
+) -> None:
+    """Reject a command runtime with no command for a role the blueprints use."""
+    if config.agents.runtime != "command":
+        return
+    top = blueprints[top_id]
+    used = [top, *(blueprints[s.ref] for s in top.steps if s.ref in blueprints)]
+    roles = {s.role for bp in used for s in bp.steps if s.type == "agent" and s.role}
+    if planned:
+        roles.discard("planner")
+    missing = sorted(r for r in roles if agent_command(config, r) is None)
+    if missing:
+        raise AgentError(
+            f"agents.command has no command for role(s) {', '.join(missing)}; set "
+            "agents.command to one command for every role, or to a mapping with "
+            "an entry for each of these roles (or a 'default' entry)"
+        )
+
+
+def _check_base_branch(repo: Path, branch: str) -> None:
+    """Reject a local origin that has no ``daemon.base_branch`` branch."""
+    result = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(repo),
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            f"refs/heads/{branch}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise ConfigError(
+            ".tack/config.yaml",
+            "daemon.base_branch",
+            f"the repository {str(repo)!r} has no branch {branch!r}; set "
+            "daemon.base_branch to the branch the work starts from and merges into",
+        )
 
 
 class Orchestrator:
@@ -327,7 +375,7 @@ class Orchestrator:
             names = ", ".join(s.slug for s in blocked)
             self.ctx.emit(
                 f"objective blocked on {names}: tack-action retry "
-                f"{objective.short_id} STREAM --guidance TEXT"
+                f"{objective.short_id} {blocked[0].slug} --guidance TEXT"
             )
             return False
         if stop_on_failure and failed:

@@ -18,7 +18,7 @@ from .agents.run import kill_command, run_agent
 from .blueprints import Blueprint, Step
 from .config import timeout_for
 from .context import RunContext
-from .errors import GitError, SandboxError, TackError
+from .errors import AgentError, GitError, SandboxError, TackError
 from .gates import in_scope, run_gates
 from .model import AttemptStatus, MergeEntry, MergeStatus, Stream, StreamStatus
 from .recovery import (
@@ -79,6 +79,10 @@ def run_stream(ctx: RunContext, stream: Stream) -> None:
             failure = _run_step(ctx, blueprint, step, stream, sandbox)
         except (SandboxError, GitError) as exc:
             failure = StepFailure(FailureKind.SANDBOX_FAILURE, str(exc))
+        except AgentError as exc:
+            # A runtime that cannot start will not start on a retry either.
+            _fail_stream(ctx, stream, FailureKind.AGENT_OUTPUT_FAILURE, str(exc))
+            return
 
         if failure is None:
             with ctx.locked():
@@ -86,6 +90,14 @@ def run_stream(ctx: RunContext, stream: Stream) -> None:
             continue
         if not decide_recovery(ctx, blueprint, step, stream, failure):
             return
+        if failure.kind is FailureKind.SANDBOX_FAILURE:
+            # The retry needs a working sandbox; an agent may have broken the
+            # clone, which reloading detects and repairs.
+            try:
+                sandbox = stream_sandbox(ctx, stream)
+            except (SandboxError, GitError) as exc:
+                _fail_stream(ctx, stream, FailureKind.SANDBOX_FAILURE, str(exc))
+                return
 
 
 def decide_recovery(
@@ -282,7 +294,16 @@ def run_role_agent(
     """Start one agent session for ``role`` and wait for it to finish."""
     objective = ctx.objective
     if stream is not None and stream.agent_command_id:
-        # A crashed run may have left this stream's previous agent running.
+        # A crashed run left this step's agent session behind. A session that
+        # finished cleanly is used as it is; one still running is stopped.
+        finished = _finished_session(ctx, sandbox, stream.agent_command_id, role)
+        if finished is not None:
+            ctx.emit(
+                f"{role}: reusing the session that finished before a restart", stream
+            )
+            with ctx.locked():
+                stream.agent_command_id = None
+            return finished
         kill_command(sandbox, stream.agent_command_id)
 
     session = f"{len(objective.ledger):02d}{stream.attempts if stream else 0:02d}"
@@ -319,6 +340,22 @@ def run_role_agent(
             if cost is not None:
                 stream.cost_usd = (stream.cost_usd or 0.0) + cost
     return result
+
+
+def _finished_session(
+    ctx: RunContext, sandbox: Sandbox, command_id: str, role: str
+) -> AgentResult | None:
+    """Return the result of a session that exited 0, or None to run it again."""
+    try:
+        handle = sandbox.get_command(command_id)
+        exit_code = handle.poll()
+        output = handle.logs() if exit_code == 0 else ""
+    except SandboxError as exc:
+        log.info("previous %s session %s is gone: %s", role, command_id, exc)
+        return None
+    if exit_code != 0:
+        return None
+    return AgentResult(exit_code, output, ctx.runtime.parse(output))
 
 
 def _build(

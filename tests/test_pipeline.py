@@ -643,3 +643,98 @@ def test_relative_worktree_dir_is_rejected(tmp_path: Path) -> None:
     assert not (state / "objectives").exists() or not any(
         (state / "objectives").glob("*.json")
     )
+
+
+_SHELL_AGENT = """\
+if [ "$TACK_AGENT_ROLE" = reviewer ]; then
+  echo 'TACK_REVIEW:{"verdict": "approve", "reasons": []}'
+  exit 0
+fi
+runs="$TMPDIR/builder-runs"
+echo x >> "$runs"
+MODE
+echo done > note.txt
+echo "edit note.txt"
+"""
+
+
+def _shell_agent_repo(tmp_path: Path, mode: str, **agents: object) -> tuple[Path, Path]:
+    agent = tmp_path / "agent.sh"
+    agent.write_text(_SHELL_AGENT.replace("MODE", mode))
+    repo = make_repo(
+        tmp_path / "work",
+        {},
+        config={"agents": {"command": f"sh {agent}", **agents}},
+    )
+    plan_file = tmp_path / "plan.md"
+    plan_file.write_text(plan_text([_stream("Add note", ["note.txt"])]))
+    return repo, plan_file
+
+
+def test_agent_that_deletes_git_dir_recovers(tmp_path: Path) -> None:
+    mode = 'if [ "$(wc -l < "$runs")" -eq 1 ]; then rm -rf .git; exit 0; fi'
+    repo, plan_file = _shell_agent_repo(tmp_path, mode)
+    state = tmp_path / "state"
+
+    result = _invoke(
+        state,
+        "plan",
+        "Note",
+        "--repo",
+        str(repo),
+        "--plan-file",
+        str(plan_file),
+        "--approve",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "lost its git clone" in result.output or "sandbox_failure" in result.output
+    objective = _only_objective(state)
+    assert git(repo, "show", f"{objective.merge_branch}:note.txt") == "done"
+
+
+def test_agent_background_job_does_not_hang(tmp_path: Path) -> None:
+    timeouts = {"builder": {"idle_minutes": 0.1}}
+    repo, plan_file = _shell_agent_repo(tmp_path, "sleep 30 &", timeouts=timeouts)
+    state = tmp_path / "state"
+
+    result = _invoke(
+        state,
+        "plan",
+        "Note",
+        "--repo",
+        str(repo),
+        "--plan-file",
+        str(plan_file),
+        "--approve",
+    )
+
+    assert result.exit_code == 0, result.output
+    objective = _only_objective(state)
+    assert objective.ledger == []
+
+
+def test_missing_agent_command_is_rejected_early(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path / "work", {}, config={"agents": {"command": {"builder": "true"}}}
+    )
+    state = tmp_path / "state"
+
+    result = _invoke(state, "plan", "Anything", "--repo", str(repo))
+
+    assert result.exit_code == 1
+    assert (
+        "agents.command has no command for role(s) planner, reviewer" in result.output
+    )
+    assert not (tmp_path / "work" / "sandboxes").exists()
+
+
+def test_missing_base_branch_is_rejected_early(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "work", {}, config={"daemon": {"base_branch": "trunk"}})
+    state = tmp_path / "state"
+
+    result = _invoke(state, "plan", "Anything", "--repo", str(repo))
+
+    assert result.exit_code == 1
+    assert "daemon.base_branch" in result.output
+    assert "'trunk'" in result.output

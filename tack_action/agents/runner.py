@@ -245,6 +245,10 @@ def run(args: argparse.Namespace) -> int:
     return exit_code
 
 
+# Seconds to keep copying output after the agent exits.
+OUTPUT_DRAIN_S = 2.0
+
+
 def _run_child(
     args: argparse.Namespace,
     env: dict[str, str],
@@ -282,15 +286,28 @@ def _run_child(
             sys.stdout.buffer.flush()
 
         assert child.stdout is not None
-        for raw in iter(child.stdout.readline, b""):
-            log.write(raw)
-            log.flush()
-            sys.stdout.buffer.write(raw)
-            sys.stdout.buffer.flush()
-            lines = reader.feed(raw.decode("utf-8", "replace"))
-            if reporter is not None:
-                reporter.add(lines)
+        pipe = child.stdout
+
+        def copy_output() -> None:
+            try:
+                for raw in iter(pipe.readline, b""):
+                    log.write(raw)
+                    log.flush()
+                    sys.stdout.buffer.write(raw)
+                    sys.stdout.buffer.flush()
+                    lines = reader.feed(raw.decode("utf-8", "replace"))
+                    if reporter is not None:
+                        reporter.add(lines)
+            except (OSError, ValueError):
+                pass  # the runner is exiting and closed the files
+
+        copier = threading.Thread(target=copy_output, name="output", daemon=True)
+        copier.start()
         code = child.wait()
+        # A background job the agent started (a dev server, "sleep &") keeps
+        # the pipe open after the agent exits, so the session ends with the
+        # agent itself, after a short wait for the output still in the pipe.
+        copier.join(OUTPUT_DRAIN_S)
     # A child killed by a signal reports it the way a shell does.
     return 128 - code if code < 0 else code
 
