@@ -74,7 +74,16 @@ def _run_locked(store: FileStateStore, objective_id: str, action) -> Objective:
     """Run ``action(orchestrator)`` while holding the objective's run lock."""
     full_id = store.resolve(objective_id)
     with store.run_lock(full_id):
-        return action(_orchestrator(store, full_id))
+        try:
+            return action(_orchestrator(store, full_id))
+        except KeyboardInterrupt:
+            # Worker threads would finish their current step first; stop now.
+            # Every change is already saved, and resume stops leftover agents.
+            click.echo(
+                f"\nInterrupted. Continue with: tack-action resume {full_id[:8]}",
+                err=True,
+            )
+            os._exit(130)
 
 
 @click.group()

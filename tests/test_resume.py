@@ -218,3 +218,26 @@ def test_resume_refuses_while_another_run_holds_lock(tmp_path: Path) -> None:
         process.kill()
         process.wait()
     assert sys.executable
+
+
+def test_interrupt_exits_with_resume_hint(tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "work", builder_sleep=3.0)
+    state = tmp_path / "state"
+    command = cli_command(
+        state, "plan", "Write three files", "--repo", str(repo), "--approve"
+    )
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        objective = _load(state)
+        if objective is not None and _builder_running(objective):
+            break
+        time.sleep(0.05)
+
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=20)
+
+    assert process.returncode == 130
+    assert "Continue with: tack-action resume" in stderr
