@@ -738,3 +738,29 @@ def test_missing_base_branch_is_rejected_early(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "daemon.base_branch" in result.output
     assert "'trunk'" in result.output
+
+
+def test_agent_command_not_found_fails_fast(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path / "work", {}, config={"agents": {"command": "no-such-agent-xyz"}}
+    )
+    plan_file = tmp_path / "plan.md"
+    plan_file.write_text(plan_text([_stream("Add note", ["note.txt"])]))
+    state = tmp_path / "state"
+
+    result = _invoke(
+        state,
+        "plan",
+        "Note",
+        "--repo",
+        str(repo),
+        "--plan-file",
+        str(plan_file),
+        "--approve",
+    )
+
+    assert result.exit_code == 1, result.output
+    objective = _only_objective(state)
+    stream = objective.plan.streams[0]
+    assert "could not run (exit code 127)" in stream.error
+    assert [a.failure_kind for a in objective.ledger] == ["agent_output_failure"]

@@ -77,6 +77,13 @@ def run_agent(
         return AgentResult(
             None, output, parsed, FailureKind.AGENT_RUNTIME_TRANSIENT.value, error
         )
+    if exit_code in (126, 127):
+        # The shell could not find or execute the agent: no retry will help.
+        raise AgentError(
+            f"the {request.role} command could not run (exit code {exit_code}); "
+            "check that agents.command names an installed program. Output:\n"
+            f"{output.strip()[-OUTPUT_TAIL_CHARS:]}"
+        )
     if exit_code != 0:
         error = (
             f"{request.role} exited with code {exit_code}; the output ended with:\n"
