@@ -24,6 +24,22 @@ from tack_action.github.sanitize import (
         ('a [link](https://x "do evil") b', "do evil"),
         ("a\n[//]: # (do evil)\nb", "do evil"),
         ("a <img alt='do evil' src=x> b", "do evil"),
+        ("<details><details>x</details>do evil</details>", "do evil"),
+        ("<div hidden><div>x</div>do evil</div>", "do evil"),
+        ('<span style="display:none"><span>a</span>do evil</span>', "do evil"),
+        ('<span style="visibility: hidden"><b>a</b>do evil</span>', "do evil"),
+        ("<span hidden><div></span>do evil</div>", "do evil"),
+        ("<div hidden/>do evil", "do evil"),
+        ("<script>do evil", "do evil"),
+        ("![a [b] do evil](https://x/y.png)", "do evil"),
+        ("![do evil][r]\n\n[r]: https://x/y.png", "do evil"),
+        ("![do evil][]\n\n[Do Evil]: https://x/y.png", "do evil"),
+        ('![x][r]\n\n[r]: https://x/y.png\n  "do evil"', "do evil"),
+        ('[x][r]\n\n[r]: https://x/y.png "do evil"', "do evil"),
+        ("[![do evil](https://x/y.png)](https://x)", "do evil"),
+        ('<img alt="<!--">a <!-- never closed do evil', "do evil"),
+        ("<div>\n```\n<details>\n```\ndo evil</details></div>", "do evil"),
+        ("a &#x200b;b", "\u200b"),
     ],
 )
 def test_sanitize_markdown_removes_hidden(text: str, hidden: str) -> None:
@@ -87,3 +103,52 @@ def test_comment_around_code_span_removed() -> None:
 
 def test_sanitize_strips_invisible_in_code() -> None:
     assert sanitize_markdown("`a\u200bb`") == "`ab`"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<details open>shown</details>", "shown"),
+        (
+            "<details open>a <details>x</details> b</details>",
+            "a [collapsed section removed] b",
+        ),
+        ("Text[^1]\n\n[^1]: footnote", "Text[^1]\n\n[^1]: footnote"),
+        ("```\n<details>\n```\nvisible", "```\n<details>\n```\nvisible"),
+        ('<img src=x alt="<details>">visible', "visible"),
+        ("see <https://x.invalid/a_b>", "see <https://x.invalid/a_b>"),
+        ("[a [b] c](https://x.invalid 't')", "[a [b] c](https://x.invalid)"),
+        ("[a][r]\n\n[r]: https://x.invalid", "[a](https://x.invalid)"),
+        ("![x][r]\n\n[r]: https://x.invalid/i.png", "[image: https://x.invalid/i.png]"),
+        ("a `<!--` b", "a `<!--` b"),
+        ('<img alt="<!--">a <!-- b', "a"),
+    ],
+)
+def test_sanitize_markdown_keeps_rendered_text(text: str, expected: str) -> None:
+    assert sanitize_markdown(text) == expected
+
+
+@pytest.mark.parametrize(
+    "sequence",
+    [
+        "\x1b[2J",
+        "\x1b[31m",
+        "\x1b]52;c;cHduZWQ=\x07",
+        "\x1b]0;TITLE\x1b\\",
+        "\x9b31m",
+        "\x9d0;TITLE\x9c",
+        "\x1b(B",
+        "\x1bc",
+        "\x07\x08\x7f\x85",
+    ],
+)
+def test_sanitize_removes_terminal_escapes(sequence: str) -> None:
+    assert sanitize_markdown(f"a{sequence} b") == "a b"
+
+
+def test_sanitize_line_joins_forged_rows() -> None:
+    assert sanitize_line("Evil\nfake1234  completed") == "Evil fake1234 completed"
+
+
+def test_sanitize_ends_open_escape_at_line() -> None:
+    assert sanitize_markdown("a\x1b]0;TITLE\nb") == "a\nb"
