@@ -34,7 +34,7 @@ from .github.command import run
 from .model import Objective, ObjectiveStatus
 from .orchestrator import Orchestrator, build_context, create_objective
 from .planning import load_plan_file
-from .report import format_status, status_dict
+from .report import format_status, printable, status_dict
 from .sandbox import git
 from .state import FileStateStore
 
@@ -143,7 +143,8 @@ def plan(
             objective, repo, store, blueprint=blueprint, plan=supplied
         )
         click.echo(
-            f"Created objective {created.short_id}: {created.description}", err=True
+            f"Created objective {created.short_id}: {printable(created.description)}",
+            err=True,
         )
 
         def action(orchestrator: Orchestrator) -> Objective:
@@ -228,7 +229,7 @@ def status(ctx: click.Context, objective_id: str | None, as_json: bool) -> None:
     for objective in objectives:
         click.echo(
             f"{objective.short_id}  {objective.status.value:<10} "
-            f"{objective.description[:70]}"
+            f"{printable(objective.description)[:70]}"
         )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from .blueprints import Blueprint
 from .config import TackConfig
 from .forge import Forge
 from .model import Event, Objective, Stream
-from .report import format_watch_line
+from .report import format_watch_line, printable
 from .sandbox import git
 from .sandbox.base import Sandbox, SandboxProvider
 from .state import StateStore
@@ -31,20 +30,6 @@ if TYPE_CHECKING:
     from .relay_client import RelayClient
 
 log = logging.getLogger(__name__)
-
-# Escape sequences and control characters from agent output or issue text
-# could rewrite the terminal (window title, clipboard) or fake extra lines.
-_CONTROL = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI sequences such as colours
-    r"|\x1b\][^\x07\x1b]*(\x07|\x1b\\)?"  # OSC: title, clipboard
-    r"|[\x00-\x08\x0a-\x1f\x7f-\x9f]"  # other control characters
-)
-
-
-def _printable(text: str) -> str:
-    """Return ``text`` on one line, without escape sequences or control characters."""
-    return _CONTROL.sub(" ", text)
-
 
 # Events kept in the saved state for ``status``; the full stream goes to stderr.
 MAX_SAVED_EVENTS = 300
@@ -112,7 +97,7 @@ class RunContext:
 
     def emit(self, text: str, stream: Stream | None = None) -> None:
         """Print one watch line and keep it in the objective's event list."""
-        event = Event(stream_id=stream.id if stream else None, text=_printable(text))
+        event = Event(stream_id=stream.id if stream else None, text=printable(text))
         tag = stream.id[:8] if stream else self.objective.short_id
         with self._lock:
             self.objective.events.append(event)

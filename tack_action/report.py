@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from .model import Event, MergeStatus, Objective, Stream, StreamStatus
+
+# Escape sequences and control characters from agent output or issue text
+# could rewrite the terminal (window title, clipboard) or fake extra lines.
+_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI sequences such as colours
+    r"|\x1b\][^\x07\x1b]*(\x07|\x1b\\)?"  # OSC: title, clipboard
+    r"|[\x00-\x08\x0a-\x1f\x7f-\x9f]"  # other control characters
+)
+
+
+def printable(text: str) -> str:
+    """Return ``text`` on one line, without escape sequences or control characters."""
+    return _CONTROL.sub(" ", text)
 
 
 def format_watch_line(event: Event, tag: str) -> str:
@@ -68,7 +82,7 @@ def format_status(objective: Objective) -> str:
     """Render the objective and its streams as a plain-text table."""
     lines = [
         f"objective {objective.short_id}  {objective.status.value}",
-        f"  {objective.description}",
+        f"  {printable(objective.description)}",
         f"  repo {objective.repo}  base {objective.base_branch}",
     ]
     plan = objective.plan
@@ -87,9 +101,9 @@ def format_status(objective: Objective) -> str:
             f"  {stream.id[:8]:<10} {stream_state(stream):<12} "
             f"{stream.attempts:<9} {merge:<9} {stream.branch or '-'}"
         )
-        lines.append(f"    {stream.title}")
+        lines.append(f"    {printable(stream.title)}")
         if stream.error:
-            lines.append(f"    error: {stream.error}")
+            lines.append(f"    error: {printable(stream.error)}")
 
     merged = sum(1 for s in plan.streams if s.status is StreamStatus.MERGED)
     lines.append("")

@@ -1,10 +1,10 @@
-"""Watch lines: what reaches the terminal from agent output and issue text."""
+"""Report output: what reaches the terminal from agent output and issue text."""
 
 from __future__ import annotations
 
 import pytest
 
-from tack_action.context import _printable
+from tack_action.report import printable
 
 
 @pytest.mark.parametrize(
@@ -19,4 +19,4 @@ from tack_action.context import _printable
     ],
 )
 def test_printable_strips_control_sequences(raw: str, expected: str) -> None:
-    assert _printable(raw) == expected
+    assert printable(raw) == expected
