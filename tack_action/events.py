@@ -54,7 +54,7 @@ def make_relay(config: TackConfig) -> RelayClient | None:
 def open_channel(ctx: RunContext) -> None:
     """Open this run's relay channel and remember it in the state.
 
-    Opening is idempotent for one job, so every run asks again. A job that
+    Opening is idempotent for one job, so every run opens it again. A job that
     signs in with its OIDC token owns only the channel of its own run id and
     attempt, so a later run (``/tack approve``, ``/tack resume``) gets a new
     channel and reads it from the start; events left unread on the previous

@@ -1,7 +1,7 @@
 """The interface every agent runtime implements.
 
-A runtime knows how to start one coding agent for a role and a prompt, and how
-to read that agent's output. Running, timing out and collecting the result are
+A runtime builds the command that starts one coding agent for a role and a
+prompt, and parses that agent's output. Running, timing out and collecting the result are
 the same for every runtime and live in ``agents.run``.
 """
 
@@ -25,7 +25,7 @@ class AgentRequest:
 
 @dataclass
 class AgentOutput:
-    """What a runtime read from an agent's output."""
+    """The activity, final message, messages and cost in an agent's output."""
 
     activity: list[str] = field(default_factory=list)  # "edit src/x.py", "$ pytest"
     final_message: str = ""

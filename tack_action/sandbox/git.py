@@ -307,8 +307,8 @@ def _git(
     """Run one hardened git command in the sandbox's workdir."""
     command = _command(args)
     if env and "GIT_CONFIG_COUNT" in env:
-        # Credentialed commands ignore proxies and always verify TLS, whatever
-        # the environment or a config file the check above cannot see says.
+        # Credentialed commands ignore proxies and always verify TLS, even if
+        # the environment or a config file the check above cannot read sets them.
         command = command.replace(
             "git ", "git -c http.proxy= -c http.sslVerify=true ", 1
         )
