@@ -1,8 +1,8 @@
 """The interface every agent runtime implements.
 
 A runtime builds the command that starts one coding agent for a role and a
-prompt, and parses that agent's output. Running, timing out and collecting the result are
-the same for every runtime and live in ``agents.run``.
+prompt, and parses that agent's output. Running, timing out and collecting
+the result are the same for every runtime and live in ``agents.run``.
 """
 
 from __future__ import annotations
