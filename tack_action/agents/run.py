@@ -240,6 +240,8 @@ def _watch(
     reader = make_reader() if callable(make_reader) else None
     stream = _LogStream.start(handle)
 
+    # NOTE: each poll reads the whole session log into memory, so an agent
+    # that prints hundreds of megabytes costs that much memory here.
     while True:
         if stream is not None:
             exit_code, output = stream.snapshot()
