@@ -241,3 +241,63 @@ def test_interrupt_exits_with_resume_hint(tmp_path: Path) -> None:
 
     assert process.returncode == 130
     assert "Continue with: tack-action resume" in stderr
+
+
+_KILLING_AGENT = """\
+if [ "$TACK_AGENT_ROLE" = reviewer ]; then
+  echo 'TACK_REVIEW:{"verdict": "approve", "reasons": []}'
+  exit 0
+fi
+echo run >> RUNS
+echo done > note.txt
+echo "edit note.txt"
+if [ ! -e KILLED ]; then
+  touch KILLED
+  kill -9 "$(cat PIDFILE)"
+  sleep 0.5
+fi
+"""
+
+
+def test_resume_reuses_session_finished_before_crash(tmp_path: Path) -> None:
+    runs = tmp_path / "runs.log"
+    pidfile = tmp_path / "orchestrator.pid"
+    agent = tmp_path / "agent.sh"
+    agent.write_text(
+        _KILLING_AGENT.replace("RUNS", str(runs))
+        .replace("KILLED", str(tmp_path / "killed"))
+        .replace("PIDFILE", str(pidfile))
+    )
+    repo = make_repo(
+        tmp_path / "work", {}, config={"agents": {"command": f"sh {agent}"}}
+    )
+    plan_file = tmp_path / "plan.md"
+    plan_file.write_text(
+        plan_text([{"title": "Note", "description": "x", "file_scope": ["note.txt"]}])
+    )
+    state = tmp_path / "state"
+    command = cli_command(
+        state,
+        "plan",
+        "Note",
+        "--repo",
+        str(repo),
+        "--plan-file",
+        str(plan_file),
+        "--approve",
+    )
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    pidfile.write_text(str(process.pid))
+    process.wait(timeout=60)
+    time.sleep(1.0)
+
+    result = _resume(state, _load(state).id)
+
+    assert process.returncode == -signal.SIGKILL
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "reusing the session that finished before a restart" in result.stderr
+    assert runs.read_text().splitlines() == ["run"]
+    final = _load(state)
+    assert git(repo, "show", f"{final.merge_branch}:note.txt") == "done"
