@@ -69,6 +69,13 @@ class RunContext:
         with self._lock:
             self.store.save(self.objective, self.objective.version)
 
+    def quality_gates(self) -> list[str]:
+        """Return the plan's gate commands, or the config's when the plan has none."""
+        plan = self.objective.plan
+        if plan is not None and plan.quality_gates:
+            return plan.quality_gates
+        return self.config.quality_gates
+
     def fetch(self, sandbox: Sandbox) -> None:
         """Fetch every branch of the objective's origin into ``origin/*``.
 

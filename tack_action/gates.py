@@ -27,6 +27,9 @@ from .sandbox.base import Sandbox
 
 logger = logging.getLogger(__name__)
 
+# Seconds one gate command may run, per stream and after each merge.
+GATE_TIMEOUT_S = 30 * 60
+
 # Characters that end a path token in tool output: whitespace, quotes,
 # brackets and the separators of "key=value, key=value" annotations.
 _TOKEN_RE = re.compile(r"[^\s'\"`()<>\[\]{},;=|]+")

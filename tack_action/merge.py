@@ -18,7 +18,7 @@ import logging
 
 from .context import RunContext
 from .errors import GitError, SandboxError
-from .gates import run_gates
+from .gates import GATE_TIMEOUT_S, run_gates
 from .model import AttemptStatus, MergeEntry, MergeStatus, Stream, StreamStatus
 from .planning import dependants
 from .recovery import Action, FailureKind, record_attempt, truncate_context
@@ -94,8 +94,10 @@ def _merge(
         with ctx.locked():
             entry.tier = tier
 
-    gates = _post_merge_gates(ctx)
-    report = run_gates(sandbox, gates, scope=None, timeout=30 * 60) if gates else None
+    gates = ctx.quality_gates()
+    report = None
+    if gates:
+        report = run_gates(sandbox, gates, scope=None, timeout=GATE_TIMEOUT_S)
     if report is not None and not report.passed:
         git.reset_hard(sandbox, entry.pre_merge_head)
         with ctx.locked():
@@ -150,13 +152,6 @@ def _abort(sandbox: Sandbox) -> None:
     """Abort a failed merge; a merge that never started leaves nothing to abort."""
     if git.merge_in_progress(sandbox):
         git.abort_merge(sandbox)
-
-
-def _post_merge_gates(ctx: RunContext) -> list[str]:
-    plan = ctx.objective.plan
-    if plan is not None and plan.quality_gates:
-        return plan.quality_gates
-    return ctx.config.quality_gates
 
 
 def _conflict(ctx: RunContext, entry: MergeEntry, stream: Stream) -> None:

@@ -214,6 +214,11 @@ def _check_base_branch(repo: Path, branch: str) -> None:
         )
 
 
+def _runs_streams(step: Step) -> bool:
+    """Return whether a top-level step dispatches the plan's streams."""
+    return step.type == "blueprint_ref" or step.action == "dispatch_streams"
+
+
 class Orchestrator:
     """Runs one objective's top-level blueprint."""
 
@@ -248,7 +253,7 @@ class Orchestrator:
             return self._plan()
         if step.type == "human":
             return self._await_approval()
-        if step.type == "blueprint_ref" or step.action == "dispatch_streams":
+        if _runs_streams(step):
             return self._execute(step)
         if step.action == "merge_queue":
             scheduler.execute(self.ctx)
@@ -445,7 +450,7 @@ class Orchestrator:
 
     def _execute_step_id(self) -> str:
         for step in self.top.steps:
-            if step.type == "blueprint_ref" or step.action == "dispatch_streams":
+            if _runs_streams(step):
                 return step.id
         raise TackError(f"blueprint {self.top.id!r} has no step that runs streams")
 

@@ -19,7 +19,7 @@ from .blueprints import Blueprint, Step
 from .config import timeout_for
 from .context import RunContext
 from .errors import AgentError, GitError, SandboxError, TackError
-from .gates import in_scope, run_gates
+from .gates import GATE_TIMEOUT_S, in_scope, run_gates
 from .model import AttemptStatus, MergeEntry, MergeStatus, Stream, StreamStatus
 from .recovery import (
     DEFAULT_ACTIONS,
@@ -428,10 +428,12 @@ def _rules(ctx: RunContext, stream: Stream) -> str:
 
 
 def _gates(ctx: RunContext, stream: Stream, sandbox: Sandbox) -> StepFailure | None:
-    commands = _gate_commands(ctx)
+    commands = ctx.quality_gates()
     if not commands:
         return None
-    report = run_gates(sandbox, commands, scope=stream.file_scope, timeout=30 * 60)
+    report = run_gates(
+        sandbox, commands, scope=stream.file_scope, timeout=GATE_TIMEOUT_S
+    )
     if report.passed:
         note = (
             " (failure attributed outside scope)" if report.attributed_elsewhere else ""
@@ -446,13 +448,6 @@ def _gates(ctx: RunContext, stream: Stream, sandbox: Sandbox) -> StepFailure | N
     )
     ctx.emit(f"quality gate failed: {summary}", stream)
     return StepFailure(FailureKind.QUALITY_GATE_FAILURE, summary, report.fix_context())
-
-
-def _gate_commands(ctx: RunContext) -> list[str]:
-    plan = ctx.objective.plan
-    if plan is not None and plan.quality_gates:
-        return plan.quality_gates
-    return ctx.config.quality_gates
 
 
 def _review(

@@ -15,12 +15,11 @@ plain output lines:
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable
 
 from ..errors import AgentError
 from .base import AgentOutput, AgentRequest
+from .transcript import parse_cost, parse_messages
 
 ACTIVITY_PREFIXES = ("read ", "edit ", "write ", "$ ", "done: ")
 
@@ -82,31 +81,10 @@ def _read_marker(line: str, parsed: AgentOutput) -> None:
         summary = line[len(DONE_MARKER) :].strip()
         parsed.activity.append(f"done: {summary}"[:ACTIVITY_MAX_CHARS])
     elif line.startswith(MESSAGES_MARKER):
-        messages = _parse_messages(line[len(MESSAGES_MARKER) :])
+        messages = parse_messages(line[len(MESSAGES_MARKER) :])
         if messages is not None:
             parsed.messages = messages
     else:
-        cost = _parse_cost(line[len(COST_MARKER) :])
+        cost = parse_cost(line[len(COST_MARKER) :])
         if cost is not None:
             parsed.cost_usd = cost
-
-
-def _parse_messages(text: str) -> dict[str, str] | None:
-    """Return the string entries of a JSON object, or None if it is not one."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(value, dict):
-        return None
-    return {key: item for key, item in value.items() if isinstance(item, str)}
-
-
-def _parse_cost(text: str) -> float | None:
-    try:
-        cost = float(text.strip())
-    except ValueError:
-        return None
-    if not math.isfinite(cost) or cost < 0:
-        return None
-    return cost
