@@ -57,8 +57,8 @@ def open_channel(ctx: RunContext) -> None:
     Opening is idempotent for one job, so every run opens it again. A job that
     signs in with its OIDC token owns only the channel of its own run id and
     attempt, so a later run (``/tack approve``, ``/tack resume``) gets a new
-    channel and reads it from the start; events left unread on the previous
-    channel are hints the sandbox state already confirms.
+    channel and reads it from the start. Events left unread on the previous
+    channel are only hints, which the sandbox state already confirms.
     """
     if ctx.relay is None:
         return

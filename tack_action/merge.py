@@ -3,9 +3,9 @@
 All merges of an objective happen in one merger sandbox on
 ``tack/<obj8>/merge``. Each entry is merged with tier 1 (``git merge``), then
 tier 2 (``-X theirs``) if allowed, and otherwise recorded as a conflict for a
-human. Post-merge gates run on the merged result; a failure resets the branch
-to its head before the merge, so the merge branch contains only merges
-whose gates passed.
+human. Post-merge gates run on the merged result. A failure resets the branch
+to its head before the merge, so the merge branch contains only merges whose
+gates passed.
 
 Before merging, the entry's ``pre_merge_head`` is saved. A run that crashed in
 the middle of a merge uses it to tell "not merged yet" from "merged but not

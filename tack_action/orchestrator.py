@@ -1,8 +1,8 @@
 """Running an objective through its top-level blueprint.
 
-The objective's position is saved as ``Objective.step_id``; ``run`` continues
-from there, so the same call starts a new objective, continues after approval
-and resumes after a crash. ``run`` returns when the objective finishes or
+The objective's position is saved as ``Objective.step_id``, and ``run``
+continues from there. So the same call starts a new objective, continues after
+approval and resumes after a crash. ``run`` returns when the objective finishes or
 waits for a person (plan approval, or guidance for a blocked stream).
 """
 
@@ -471,6 +471,7 @@ class Orchestrator:
         if objective.merge_head is None:
             ctx.emit("pull request skipped: no stream merged")
             return
+
         if ctx.forge is None:
             ctx.emit(
                 "pull request skipped: no forge configured; the result is branch "
@@ -478,6 +479,7 @@ class Orchestrator:
                 f"in {objective.repo}"
             )
             return
+
         plan = objective.plan
         assert plan is not None
         succeeded = [s for s in plan.streams if s.status is StreamStatus.MERGED]
@@ -491,6 +493,7 @@ class Orchestrator:
         ]
         if failed:
             lines += ["", "### Streams (failed)", *[f"- {s.title}" for s in failed]]
+
         url = ctx.forge.find_or_create_pull_request(
             head=objective.merge_branch,
             base=objective.base_branch,
